@@ -1,0 +1,144 @@
+import * as fs from "node:fs";
+import { createHash } from "node:crypto";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { remote } from "@pulumi/command";
+import { nodePorts, renderCompose, ComposeOptions } from "../render/compose";
+import { renderNginxConf } from "../render/nginx";
+import {
+  CLUSTER_DIR, TLS_DIR, renderClusterDeploy, renderClusterUndo, renderImageLoad, renderImagePull, renderImageRemove,
+} from "../render/cluster";
+import { Connection, childOpts, remoteStep } from "./step";
+
+/** How an image reaches the Pi: a `docker save | gzip` tarball shipped over SSH, or a registry pull. */
+export type ImageSource = { name: string; tarball: string } | { name: string; ref: string };
+
+export interface ImClusterArgs {
+  pi: string;
+  connection: pulumi.Input<Connection>;
+  domain: string;
+  nodes: number;
+  ports: { http: number; https: number; xmpp: number };
+  images: { server: ImageSource; nginx: ImageSource };
+  dataDir: string;
+  user: string;
+  registration: ComposeOptions["registration"];
+  internalPortBase: number;
+  nodeMemory: string;
+  nodeCpus: number;
+  nginxMemory: string;
+  healthTimeout?: number;
+}
+
+export const INCOMING_DIR = "/var/lib/pi-im/incoming";
+
+/** sha256 of a file, streamed in chunks (image tarballs are hundreds of MB). */
+export function fileSha256(file: string): string {
+  const h = createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest("hex");
+}
+
+/** The IM service on one Pi: images, the Compose project (N nodes + nginx), health-checked. */
+export class ImCluster extends pulumi.ComponentResource {
+  readonly deploy: remote.Command;
+  readonly imageSteps: remote.Command[] = [];
+  readonly copies: remote.CopyToRemote[] = [];
+  readonly services: pulumi.Output<string[]>;
+  readonly composeFile: string;
+  readonly nginxConf: string;
+
+  constructor(name: string, args: ImClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("pi-im:infra:ImCluster", name, {}, opts);
+    const { pi, connection } = args;
+
+    const prep = remoteStep(
+      `${pi}-incoming`,
+      { connection, script: `set -euo pipefail\ninstall -d -m 0750 -o "\${SUDO_USER:-root}" ${INCOMING_DIR}\n`, undo: `rm -rf ${INCOMING_DIR}` },
+      childOpts(this, opts),
+    );
+
+    const imageIds: string[] = [];
+    for (const [role, img] of Object.entries(args.images)) {
+      if ("tarball" in img) {
+        const hash = this.tarballHash(img.tarball);
+        const remotePath = `${INCOMING_DIR}/${role}-${hash.slice(0, 16)}.tar.gz`;
+        const source = fs.existsSync(img.tarball) ? new pulumi.asset.FileAsset(img.tarball) : new pulumi.asset.StringAsset("missing");
+        const copy = new remote.CopyToRemote(`${pi}-${role}-image-copy`, { connection, source, remotePath, triggers: [hash] }, childOpts(this, opts, prep));
+        this.copies.push(copy);
+        this.imageSteps.push(
+          remoteStep(`${pi}-${role}-image`, { connection, script: renderImageLoad(remotePath, img.name), undo: renderImageRemove(img.name), triggers: [hash] }, childOpts(this, opts, copy)),
+        );
+        imageIds.push(`${img.name}@sha256-file:${hash}`);
+      } else {
+        this.imageSteps.push(
+          remoteStep(`${pi}-${role}-image`, { connection, script: renderImagePull(img.ref), undo: renderImageRemove(img.ref) }, childOpts(this, opts, prep)),
+        );
+        imageIds.push(img.ref);
+      }
+    }
+    const imageName = (img: ImageSource) => ("ref" in img ? img.ref : img.name);
+    const ports = nodePorts(args.nodes, args.internalPortBase);
+    this.composeFile = renderCompose({
+      domain: args.domain,
+      nodes: args.nodes,
+      serverImage: imageName(args.images.server),
+      nginxImage: imageName(args.images.nginx),
+      dataDir: args.dataDir,
+      tlsDir: TLS_DIR,
+      nginxConfPath: `${CLUSTER_DIR}/nginx.conf`,
+      user: args.user,
+      registration: args.registration,
+      internalPortBase: args.internalPortBase,
+      nodeMemory: args.nodeMemory,
+      nodeCpus: args.nodeCpus,
+      nginxMemory: args.nginxMemory,
+      httpPort: args.ports.http,
+    });
+    this.nginxConf = renderNginxConf({
+      domain: args.domain,
+      ports: args.ports,
+      tlsDir: "/tls",
+      upstreams: ports.map((p) => ({ host: "127.0.0.1", httpPort: p.httpPort, c2sPort: p.c2sPort })),
+    });
+    const services = [...ports.map((p) => p.name), "nginx"];
+    this.deploy = remoteStep(
+      `${pi}-cluster`,
+      {
+        connection,
+        script: renderClusterDeploy({ compose: this.composeFile, nginxConf: this.nginxConf, services, healthTimeout: args.healthTimeout ?? 300 }),
+        undo: renderClusterUndo(),
+        triggers: imageIds,
+      },
+      childOpts(this, opts, ...this.imageSteps),
+    );
+    this.services = pulumi.output(services);
+    this.registerOutputs({
+      services: this.services,
+      composeProject: `${CLUSTER_DIR}/docker-compose.yml`,
+      images: Object.fromEntries(Object.entries(args.images).map(([k, v]) => [k, "tarball" in v ? `shipped ${path.basename(v.tarball)} -> ${v.name}` : `pulled ${v.ref}`])),
+      endpoints: {
+        https: `https://${args.domain}${args.ports.https === 443 ? "" : `:${args.ports.https}`}/`,
+        websocket: `wss://${args.domain}${args.ports.https === 443 ? "" : `:${args.ports.https}`}/xmpp-websocket`,
+        xmpp: `${args.domain}:${args.ports.xmpp}`,
+      },
+    });
+  }
+
+  /** The tarball's hash; a missing tarball is a warning in preview and an error in `up`. */
+  private tarballHash(file: string): string {
+    if (fs.existsSync(file)) return fileSha256(file);
+    const msg = `image tarball ${file} does not exist: build it with tools/images (npm run setup), or set pi-im:cluster.images.<role>.ref to pull from a registry`;
+    if (pulumi.runtime.isDryRun()) {
+      pulumi.log.warn(msg, this);
+      return "missing";
+    }
+    throw new Error(msg);
+  }
+}

@@ -1,0 +1,13 @@
+// pi-im: `pulumi up --stack <site>` turns freshly flashed Pis into the IM private cloud.
+// Reads and validates the stack config, then builds the components for every Pi in the fleet.
+import * as pulumi from "@pulumi/pulumi";
+import { loadConfig } from "./config-load";
+import { buildSite } from "./site";
+
+const { site, secrets } = loadConfig();
+const built = buildSite(site, secrets, { stack: pulumi.getStack() });
+
+export const domain = site.domain;
+export const caCertificate = built.tls.caCert;
+export const pis = built.pis;
+export const endpoints = built.endpoints;

@@ -1,0 +1,114 @@
+// Scripts that run the IM cluster on a Pi: a compose wrapper that works with Compose v2
+// (`docker compose`) or Debian's docker-compose 1.29, image loading (shipped tarball or registry
+// pull), the deploy (files + `up -d` + wait until healthy) and its undo, and TLS file install.
+import { PRELUDE, q, writeFile } from "./shell";
+
+export const CLUSTER_DIR = "/etc/pi-im/cluster";
+export const TLS_DIR = "/etc/pi-im/tls";
+export const COMPOSE_WRAPPER = "/usr/local/sbin/pi-im-compose";
+export const PROJECT = "pi-im";
+
+export function renderComposeWrapper(dir = CLUSTER_DIR, project = PROJECT): string {
+  return `#!/bin/bash
+# pi-im-compose: docker compose for the pi-im project, whichever Compose this Pi has.
+# Rendered by pi-im (infra/render/cluster.ts). Usage: pi-im-compose ps|logs|up -d|down ...
+set -euo pipefail
+cd ${q(dir)}
+if docker compose version >/dev/null 2>&1; then
+  exec docker compose -p ${q(project)} -f docker-compose.yml "$@"
+elif command -v docker-compose >/dev/null 2>&1; then
+  # --compatibility turns deploy.resources.limits into real container limits on 1.29.
+  exec docker-compose --compatibility -p ${q(project)} -f docker-compose.yml "$@"
+fi
+echo "pi-im-compose: neither 'docker compose' nor 'docker-compose' is installed" >&2
+exit 127
+`;
+}
+
+/** Load a shipped `docker save | gzip` tarball, then delete it (the image is what matters). */
+export function renderImageLoad(tarball: string, image: string): string {
+  return `${PRELUDE}
+[ -f ${q(tarball)} ] || die "image tarball ${tarball} was not copied"
+log "loading ${image} from ${tarball}"
+gzip -dc ${q(tarball)} | docker load
+docker image inspect ${q(image)} >/dev/null || die "${tarball} did not contain ${image}"
+rm -f ${q(tarball)}
+`;
+}
+
+export function renderImagePull(ref: string): string {
+  return `${PRELUDE}
+log "pulling ${ref}"
+docker pull ${q(ref)}
+`;
+}
+
+export function renderImageRemove(image: string): string {
+  return `${PRELUDE}
+if docker image inspect ${q(image)} >/dev/null 2>&1; then docker image rm ${q(image)} >/dev/null || log "image ${image} still in use; left"; fi
+`;
+}
+
+export interface ClusterDeployOptions {
+  compose: string;
+  nginxConf: string;
+  services: string[];
+  /** Seconds to wait for every container to report healthy. */
+  healthTimeout: number;
+}
+
+export function renderClusterDeploy(o: ClusterDeployOptions): string {
+  return `#!/bin/bash
+# pi-im cluster deploy, rendered by infra/render/cluster.ts.
+${PRELUDE}
+${writeFile(COMPOSE_WRAPPER, renderComposeWrapper(), "0755")} || true
+${writeFile(`${CLUSTER_DIR}/docker-compose.yml`, o.compose)} || true
+${writeFile(`${CLUSTER_DIR}/nginx.conf`, o.nginxConf)} || true
+${COMPOSE_WRAPPER} config -q
+${COMPOSE_WRAPPER} up -d --remove-orphans
+# nginx reads its config at start; a changed nginx.conf with an unchanged container needs a reload.
+${COMPOSE_WRAPPER} exec -T nginx nginx -s reload >/dev/null 2>&1 || true
+deadline=$((SECONDS + ${o.healthTimeout}))
+for svc in ${o.services.map(q).join(" ")}; do
+  while :; do
+    id=$(${COMPOSE_WRAPPER} ps -q "$svc")
+    state=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing)
+    case "$state" in healthy|running) log "$svc: $state"; break ;; esac
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      ${COMPOSE_WRAPPER} logs --tail 50 "$svc" >&2 || true
+      die "$svc is $state after ${o.healthTimeout}s (logs above; on the Pi: sudo pi-im-compose logs $svc)"
+    fi
+    sleep 3
+  done
+done
+log "cluster up: ${o.services.join(", ")}"
+`;
+}
+
+export function renderClusterUndo(): string {
+  return `${PRELUDE}
+if [ -x ${COMPOSE_WRAPPER} ] && [ -f ${CLUSTER_DIR}/docker-compose.yml ]; then
+  ${COMPOSE_WRAPPER} down --remove-orphans --timeout 30
+fi
+rm -f ${CLUSTER_DIR}/docker-compose.yml ${CLUSTER_DIR}/nginx.conf ${COMPOSE_WRAPPER}
+rmdir ${CLUSTER_DIR} 2>/dev/null || true
+log "cluster removed (the data on /mnt/storage is kept)"
+`;
+}
+
+/** Install cert.pem (chain), key.pem and ca.pem where nginx and the nodes read them. */
+export function renderTlsInstall(o: { cert: string; key: string; ca?: string; group: string }): string {
+  return `${PRELUDE}
+install -d -m 0755 ${TLS_DIR}
+${writeFile(`${TLS_DIR}/cert.pem`, o.cert, "0644")} || true
+${writeFile(`${TLS_DIR}/key.pem`, o.key, "0640", `root:${o.group}`)} || true
+${o.ca ? `${writeFile(`${TLS_DIR}/ca.pem`, o.ca, "0644")} || true` : `rm -f ${TLS_DIR}/ca.pem`}
+`;
+}
+
+export function renderTlsUndo(): string {
+  return `${PRELUDE}
+rm -f ${TLS_DIR}/cert.pem ${TLS_DIR}/key.pem ${TLS_DIR}/ca.pem
+rmdir ${TLS_DIR} 2>/dev/null || true
+`;
+}

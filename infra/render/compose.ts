@@ -1,0 +1,104 @@
+// The Docker Compose project on each Pi: N IM server nodes on loopback ports, nginx in front with
+// the host network (so ufw, not Docker's iptables, decides who reaches 80/443/5222).
+// Format "3.8" so both Debian's docker-compose 1.29 (run with --compatibility, which maps
+// deploy.resources to real limits) and Compose v2 accept it.
+
+export interface ComposeOptions {
+  domain: string;
+  nodes: number;
+  serverImage: string;
+  nginxImage: string;
+  /** Host directory with the IM data (SQLite, uploads), mounted at /data in the nodes. */
+  dataDir: string;
+  /** Host directory with cert.pem/key.pem, mounted read-only at /tls. */
+  tlsDir: string;
+  /** Host path of the rendered nginx.conf. */
+  nginxConfPath: string;
+  /** uid:gid the IM nodes run as; owns dataDir. */
+  user: string;
+  registration: "invite" | "open" | "closed";
+  internalPortBase: number;
+  nodeMemory: string;
+  nodeCpus: number;
+  nginxMemory: string;
+  /** nginx's plain-HTTP port, probed by its health check. */
+  httpPort: number;
+}
+
+export interface NodePorts {
+  name: string;
+  httpPort: number;
+  c2sPort: number;
+}
+
+/** Loopback ports of node i (1-based): base+280+i-1 for HTTP, base+222+i-1 for c2s. */
+export function nodePorts(nodes: number, base: number): NodePorts[] {
+  return Array.from({ length: nodes }, (_, i) => ({
+    name: `node${i + 1}`,
+    httpPort: base + 280 + i,
+    c2sPort: base + 222 + i,
+  }));
+}
+
+const HEALTH_JS = "fetch('http://127.0.0.1:5280/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))";
+
+export function renderCompose(o: ComposeOptions): string {
+  if (o.nodes < 1) throw new Error("renderCompose: nodes must be at least 1");
+  const logging = { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } };
+  const services: Record<string, unknown> = {};
+  for (const n of nodePorts(o.nodes, o.internalPortBase)) {
+    services[n.name] = {
+      image: o.serverImage,
+      entrypoint: ["node", "/app/bin/pi-im-server.js"],
+      command: [
+        "--domain", o.domain, "--data-dir", "/data", "--c2s-port", "5222", "--http-port", "5280",
+        "--registration", o.registration, "--tls-cert", "/tls/cert.pem", "--tls-key", "/tls/key.pem",
+      ],
+      user: o.user,
+      init: true,
+      restart: "unless-stopped",
+      stop_grace_period: "30s",
+      environment: { NODE_ENV: "production", PI_IM_NODE_ID: n.name, PI_IM_NODES: String(o.nodes) },
+      ports: [`127.0.0.1:${n.httpPort}:5280`, `127.0.0.1:${n.c2sPort}:5222`],
+      volumes: [`${o.dataDir}:/data`, `${o.tlsDir}:/tls:ro`],
+      healthcheck: { test: ["CMD", "node", "-e", HEALTH_JS], interval: "15s", timeout: "5s", retries: 3, start_period: "60s" },
+      deploy: { resources: { limits: { memory: o.nodeMemory.toUpperCase(), cpus: String(o.nodeCpus) } } },
+      logging,
+    };
+  }
+  services["nginx"] = {
+    image: o.nginxImage,
+    command: ["nginx", "-g", "daemon off;"],
+    network_mode: "host",
+    restart: "unless-stopped",
+    depends_on: nodePorts(o.nodes, o.internalPortBase).map((n) => n.name),
+    volumes: [`${o.nginxConfPath}:/etc/nginx/nginx.conf:ro`, `${o.tlsDir}:/tls:ro`],
+    healthcheck: { test: ["CMD", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${o.httpPort}`], interval: "30s", timeout: "5s", retries: 3 },
+    deploy: { resources: { limits: { memory: o.nginxMemory.toUpperCase() } } },
+    logging,
+  };
+  return `# Rendered by pi-im (infra/render/compose.ts). Do not edit on the Pi: pulumi up rewrites it.\n${toYaml({ version: "3.8", services })}`;
+}
+
+/** A small YAML writer: block mappings/sequences, scalars as JSON strings (valid YAML). */
+export function toYaml(value: unknown, indent = 0): string {
+  const pad = " ".repeat(indent);
+  if (Array.isArray(value)) {
+    if (value.every((v) => typeof v !== "object" || v === null)) return ` [${value.map(scalar).join(", ")}]\n`;
+    return "\n" + value.map((v) => `${pad}-${toYaml(v, indent + 2).replace(/^\n\s*/, " ")}`).join("");
+  }
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>);
+    const body = entries
+      .map(([k, v]) => `${pad}${k}:${v && typeof v === "object" ? toYaml(v, indent + 2) : ` ${scalar(v)}\n`}`)
+      .join("");
+    return indent === 0 ? body : "\n" + body;
+  }
+  return ` ${scalar(value)}\n`;
+}
+
+function scalar(v: unknown): string {
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  // Compose interpolates $VAR in values; a literal $ is written $$.
+  return JSON.stringify(String(v).replace(/\$/g, "$$$$"));
+}
