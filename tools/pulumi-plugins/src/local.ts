@@ -1,0 +1,45 @@
+// command:local:Command — run a shell command on the machine that runs `pulumi up`.
+import { spawn } from "node:child_process";
+
+export interface RunResult { stdout: string; stderr: string }
+
+export interface LocalSpec {
+  command: string;
+  interpreter?: string[];
+  dir?: string;
+  environment?: Record<string, string>;
+  stdin?: string;
+}
+
+/** Like the upstream provider: one trailing newline is not part of the output. */
+export function trimOutput(s: string): string {
+  return s.endsWith("\n") ? s.slice(0, -1) : s;
+}
+
+export function commandFailure(command: string, code: number | null, signal: string | null, out: RunResult): Error {
+  const why = signal ? `killed by ${signal}` : `exited with status ${code}`;
+  const tail = (out.stderr || out.stdout).split("\n").slice(-30).join("\n");
+  return new Error(`command ${why}: running ${JSON.stringify(command.length > 200 ? `${command.slice(0, 200)}…` : command)}:\n${tail}`);
+}
+
+export function runLocal(spec: LocalSpec): Promise<RunResult> {
+  const [shell, ...shellArgs] = spec.interpreter && spec.interpreter.length > 0 ? spec.interpreter : ["/bin/sh", "-c"];
+  return new Promise((resolve, reject) => {
+    const child = spawn(shell!, [...shellArgs, spec.command], {
+      cwd: spec.dir || undefined,
+      env: { ...process.env, ...spec.environment },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on("data", (d: Buffer) => stdout.push(d));
+    child.stderr.on("data", (d: Buffer) => stderr.push(d));
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      const out = { stdout: trimOutput(Buffer.concat(stdout).toString()), stderr: trimOutput(Buffer.concat(stderr).toString()) };
+      if (code === 0) resolve(out);
+      else reject(commandFailure(spec.command, code, signal, out));
+    });
+    child.stdin.end(spec.stdin ?? "");
+  });
+}

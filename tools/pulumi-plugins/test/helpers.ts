@@ -1,0 +1,76 @@
+// Test helpers: a throw-away sshd on loopback and a runner for the repo's bin/pulumi.
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { promises as fs } from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+export const repoRoot = path.resolve(__dirname, "../../..");
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+export interface Sshd { port: number; user: string; privateKey: string; stop(): Promise<void> }
+
+/** Starts sshd on 127.0.0.1 with its own host key and a key pair for the current user. */
+export async function startSshd(dir: string): Promise<Sshd> {
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "host_key")]);
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "user_key")]);
+  await fs.copyFile(path.join(dir, "user_key.pub"), path.join(dir, "authorized_keys"));
+  await fs.mkdir("/run/sshd", { recursive: true });
+  const port = await freePort();
+  const config = [
+    `Port ${port}`, "ListenAddress 127.0.0.1", `HostKey ${dir}/host_key`, `AuthorizedKeysFile ${dir}/authorized_keys`,
+    `PidFile ${dir}/sshd.pid`, "StrictModes no", "UsePAM no", "PasswordAuthentication no", "PermitRootLogin prohibit-password",
+    "Subsystem sftp internal-sftp",
+  ].join("\n");
+  await fs.writeFile(path.join(dir, "sshd_config"), `${config}\n`);
+  const child: ChildProcess = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", path.join(dir, "sshd_config")], { stdio: "ignore" });
+  for (let i = 0; i < 100; i++) {
+    if (await new Promise<boolean>((res) => { const s = net.connect(port, "127.0.0.1", () => { s.end(); res(true); }); s.on("error", () => res(false)); })) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    port,
+    user: os.userInfo().username,
+    privateKey: await fs.readFile(path.join(dir, "user_key"), "utf8"),
+    stop: async () => { child.kill("SIGTERM"); },
+  };
+}
+
+/** The environment bin/pulumi sees: state and home under `home`, a throw-away passphrase. */
+export function pulumiEnv(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PI_IM_HOME: home, PULUMI_CONFIG_PASSPHRASE: "engine-test-passphrase" };
+  delete env["PULUMI_HOME"];
+  delete env["PULUMI_BACKEND_URL"];
+  return env;
+}
+
+export interface PulumiResult { code: number; stdout: string; stderr: string }
+
+/** Runs bin/pulumi in `cwd` with state and home kept inside `home`. */
+export function pulumi(cwd: string, home: string, args: string[], input?: string): Promise<PulumiResult> {
+  return new Promise((resolve) => {
+    const child = spawn(path.join(repoRoot, "bin/pulumi"), [...args, "--non-interactive"], {
+      cwd,
+      env: pulumiEnv(home),
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
+}
