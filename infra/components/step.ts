@@ -29,10 +29,10 @@ export function asRoot(script: string, label: string): string {
   return `S="$(printf %s '${b64(script)}' | base64 -d)"; if [ "$(id -u)" -eq 0 ]; then bash -c "$S" ${label}; else sudo -n bash -c "$S" ${label}; fi`;
 }
 
-export function stampedScripts(name: string, script: string, undo: string | undefined, hash: string): { create: string; del: string } {
-  const stamp = `${STAMP_DIR}/${name}`;
+export function stampedScripts(name: string, script: string, undo: string | undefined, hash: string, stampDir = STAMP_DIR): { create: string; del: string } {
+  const stamp = `${stampDir}/${name}`;
   const create = `${script}
-mkdir -p ${STAMP_DIR}
+mkdir -p ${stampDir}
 printf '%s\\n' ${hash} > ${stamp}
 `;
   const del = `set -euo pipefail

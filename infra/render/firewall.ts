@@ -51,7 +51,6 @@ export function renderFirewallScript(o: FirewallOptions): string {
 # pi-im firewall, rendered by infra/render/firewall.ts. Idempotent.
 ${PRELUDE}
 command -v ufw >/dev/null || die "ufw is not installed (the Host component installs it)"
-SSH_PORT=${q(o.sshPort)}
 ALLOW_FROM=(${o.sshAllowFrom.map(q).join(" ")} ${o.trusted.map(q).join(" ")})
 # first|tag|rule
 RULES=(

@@ -49,7 +49,6 @@ HOSTNAME_WANTED=${q(o.hostname)}
 TZ_WANTED=${q(o.timezone)}
 LOCALE_WANTED=${q(o.locale)}
 ADMIN=${q(o.adminUser)}
-PACKAGES=(${pkgs.map(q).join(" ")})
 
 # Hostname (also in /etc/hosts so sudo does not stall resolving it).
 if [ "$(hostname)" != "$HOSTNAME_WANTED" ]; then
@@ -81,7 +80,8 @@ printf 'LANG=%s\\n' "$LOCALE_WANTED" >/etc/default/locale.pi-im
 if ! cmp -s /etc/default/locale.pi-im /etc/default/locale; then mv /etc/default/locale.pi-im /etc/default/locale; else rm -f /etc/default/locale.pi-im; fi
 
 # Packages: only apt-get when something is missing, so an offline Pi with them all is fine.
-${o.installPackages ? `missing=()
+${o.installPackages ? `PACKAGES=(${pkgs.map(q).join(" ")})
+missing=()
 for p in "\${PACKAGES[@]}"; do dpkg-query -W -f='\${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "\${#missing[@]}" -gt 0 ]; then
   log "installing \${missing[*]}"
