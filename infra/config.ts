@@ -55,11 +55,14 @@ const storageSchema = z
 
 const imageSchema = z
   .object({
-    name: z.string().min(1),
+    name: z.string().min(1).optional(),
+    index: z.string().optional(),
     tarball: z.string().optional(),
     ref: z.string().optional(),
   })
   .strict();
+
+const IMAGES = "${PI_IM_CACHE:-~/.cache/pi-im}/images/{arch}";
 
 const piSchema = z
   .object({
@@ -165,8 +168,8 @@ export const siteSchema = z
         registration: z.enum(["invite", "open", "closed"]).default("invite"),
         images: z
           .object({
-            server: imageSchema.default({ name: "pi-im/im-server:latest", tarball: "${PI_IM_CACHE:-~/.cache/pi-im}/images/im-server-{arch}.tar.gz" }),
-            nginx: imageSchema.default({ name: "pi-im/nginx:latest", tarball: "${PI_IM_CACHE:-~/.cache/pi-im}/images/nginx-{arch}.tar.gz" }),
+            server: imageSchema.default({ index: `${IMAGES}/im-server.json` }),
+            nginx: imageSchema.default({ index: `${IMAGES}/nginx.json` }),
           })
           .strict()
           .default({}),
@@ -342,7 +345,9 @@ function checkSemantics(site: z.infer<typeof siteSchema>, raw: Record<string, un
     }
   }
   for (const [name, img] of Object.entries(site.cluster.images)) {
-    if (!!img.tarball === !!img.ref) problems.push(`${k("cluster", "images", name)}: set exactly one of 'tarball' (a docker save .tar.gz shipped over SSH) or 'ref' (pulled by the Pi from a registry).`);
+    const given = [img.index, img.tarball, img.ref].filter((x) => x !== undefined).length;
+    if (given !== 1) problems.push(`${k("cluster", "images", name)}: set exactly one of 'index' (a tools/images index .json), 'tarball' (a docker save .tar.gz shipped over SSH) or 'ref' (pulled by the Pi from a registry).`);
+    if (img.tarball && !img.name) problems.push(`${k("cluster", "images", name, "name")}: missing; a tarball needs the image tag it holds, e.g. pi-im/im-server:latest.`);
   }
 
   const names = new Set<string>(), hostnames = new Set<string>(), endpoints = new Set<string>();

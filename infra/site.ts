@@ -1,7 +1,8 @@
 // Wires the components for a validated site config: per Pi Host -> Network, Storage, Firewall;
 // one Tls for the site installed on every Pi; then Backups and the ImCluster per Pi.
+import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
-import { PiConfig, SiteConfig, expandPath } from "./config";
+import { ImageConfig, PiConfig, SiteConfig, expandPath } from "./config";
 import type { Secrets } from "./config-load";
 import { Backups } from "./components/backups";
 import { Firewall } from "./components/firewall";
@@ -42,9 +43,22 @@ export function connectionFor(pi: PiConfig, site: SiteConfig, key: pulumi.Output
   );
 }
 
-function imageSource(img: { name: string; tarball?: string; ref?: string }, arch: string, env: Readonly<Record<string, string | undefined>>): ImageSource {
-  if (img.ref) return { name: img.name, ref: img.ref };
-  return { name: img.name, tarball: expandPath(img.tarball!, env).replace(/\{arch\}/g, arch) };
+const DEFAULT_TAGS = { server: "pi-im/im-server:latest", nginx: "pi-im/nginx:bookworm" };
+
+/**
+ * Where an image comes from: a registry ref, a tarball, or an index written by tools/images
+ * ({file, tags}) naming the newest tarball. A missing index leaves a tarball path that does not
+ * exist, which ImCluster reports (warning in preview, error in up).
+ */
+export function imageSource(role: "server" | "nginx", img: ImageConfig, arch: string, env: Readonly<Record<string, string | undefined>>): ImageSource {
+  const expand = (p: string) => expandPath(p, env).replace(/\{arch\}/g, arch);
+  if (img.ref) return { name: img.name ?? img.ref, ref: img.ref };
+  if (img.tarball) return { name: img.name ?? DEFAULT_TAGS[role], tarball: expand(img.tarball) };
+  const index = expand(img.index!);
+  if (!fs.existsSync(index)) return { name: img.name ?? DEFAULT_TAGS[role], tarball: `${index.replace(/\.json$/, "")}.tar.gz (no ${index}; build it: tools/images)` };
+  const data = JSON.parse(fs.readFileSync(index, "utf8")) as { file?: string; tags?: string[] };
+  if (!data.file) throw new Error(`${index}: no "file" in the image index; rebuild with tools/images`);
+  return { name: img.name ?? data.tags?.[0] ?? DEFAULT_TAGS[role], tarball: data.file };
 }
 
 export function buildSite(site: SiteConfig, secrets: Secrets, opts: BuildOptions) {
@@ -115,8 +129,8 @@ export function buildSite(site: SiteConfig, secrets: Secrets, opts: BuildOptions
     const cluster = new ImCluster(pi.name, {
       pi: pi.name, connection, domain: site.domain, nodes: site.cluster.nodes, ports: site.ports,
       images: {
-        server: imageSource(site.cluster.images.server, pi.arch, env),
-        nginx: imageSource(site.cluster.images.nginx, pi.arch, env),
+        server: imageSource("server", site.cluster.images.server, pi.arch, env),
+        nginx: imageSource("nginx", site.cluster.images.nginx, pi.arch, env),
       },
       dataDir, user: s.owner, registration: site.cluster.registration,
       internalPortBase: site.cluster.internalPortBase, nodeMemory: site.cluster.nodeMemory,

@@ -134,7 +134,7 @@ export class ImCluster extends pulumi.ComponentResource {
   /** The tarball's hash; a missing tarball is a warning in preview and an error in `up`. */
   private tarballHash(file: string): string {
     if (fs.existsSync(file)) return fileSha256(file);
-    const msg = `image tarball ${file} does not exist: build it with tools/images (npm run setup), or set pi-im:cluster.images.<role>.ref to pull from a registry`;
+    const msg = `image tarball ${file} does not exist: build the images (npm run setup, tools/images), or set pi-im:cluster.images.<server|nginx>.ref to pull from a registry`;
     if (pulumi.runtime.isDryRun()) {
       pulumi.log.warn(msg, this);
       return "missing";

@@ -18,8 +18,13 @@ const SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nTESTKEYMATERIAL-do-not-lea
 const BACKUP_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nBACKUPKEY-do-not-leak\n-----END OPENSSH PRIVATE KEY-----\n";
 
 const cache = fs.mkdtempSync(path.join(os.tmpdir(), "pi-im-infra-"));
-fs.mkdirSync(path.join(cache, "images"));
-for (const img of ["im-server", "nginx"]) fs.writeFileSync(path.join(cache, "images", `${img}-arm64.tar.gz`), `fake ${img} image`);
+// What tools/images leaves behind: <cache>/images/<arch>/<name>.json naming the tarball.
+fs.mkdirSync(path.join(cache, "images", "arm64"), { recursive: true });
+const tarball = (img: string) => path.join(cache, "images", "arm64", `${img}-0123456789abcdef.tar.gz`);
+for (const [img, tag] of [["im-server", "pi-im/im-server:latest"], ["nginx", "pi-im/nginx:bookworm"]] as const) {
+  fs.writeFileSync(tarball(img), `fake ${img} image`);
+  fs.writeFileSync(path.join(cache, "images", "arm64", `${img}.json`), JSON.stringify({ name: img, arch: "arm64", tags: [tag], file: tarball(img) }));
+}
 const env = { HOME: os.homedir(), PI_IM_CACHE: cache };
 
 function site(stack: string, over: Record<string, unknown> = {}, secrets = ["sshPrivateKey"]): SiteConfig {
@@ -130,7 +135,13 @@ test.serial("qemu: the NIC is left alone, the USB disk is formatted only if empt
   t.regex(storage, /FORMAT=1/);
   t.regex(storage, /blkid -o value -s TYPE/);
   const copy = find(res, "q1-qemu-server-image-copy");
-  t.regex(JSON.stringify(copy.raw["source"]), /im-server-arm64\.tar\.gz/);
+  t.regex(JSON.stringify(copy.raw["source"]), /im-server-0123456789abcdef\.tar\.gz/);
+  const deploy = Buffer.from((unwrap(find(res, "q1-qemu-cluster").raw["create"]) as string).match(/'([A-Za-z0-9+/=]+)'/)![1]!, "base64").toString();
+  t.regex(deploy, /pi_im_write \/etc\/pi-im\/cluster\/docker-compose\.yml/, "the compose file is installed");
+  const composeB64 = deploy.match(/docker-compose\.yml 0644 root:root ([A-Za-z0-9+/=]+)/)![1]!;
+  const composeText = Buffer.from(composeB64, "base64").toString();
+  t.regex(composeText, /image: "pi-im\/im-server:latest"/, "the tag from the image index");
+  t.regex(composeText, /image: "pi-im\/nginx:bookworm"/);
   t.regex(unwrap(copy.raw["remotePath"]), /^\/var\/lib\/pi-im\/incoming\/server-[0-9a-f]{16}\.tar\.gz$/);
   const conn = unwrap(copy.raw["connection"]);
   t.is(conn.host, "127.0.0.1");
@@ -148,15 +159,21 @@ test.serial("a registry site pulls instead of shipping tarballs", async (t) => {
 
 test.serial("a new image tarball re-runs the image load and the cluster, nothing else", async (t) => {
   const a = await build("qemu", "i-");
-  fs.writeFileSync(path.join(cache, "images", "im-server-arm64.tar.gz"), "fake im-server image v2");
+  fs.writeFileSync(tarball("im-server"), "fake im-server image v2");
   const b = await build("qemu", "i-");
-  fs.writeFileSync(path.join(cache, "images", "im-server-arm64.tar.gz"), "fake im-server image");
+  fs.writeFileSync(tarball("im-server"), "fake im-server image");
   const changed = a.res
     .filter((r) => r.type.startsWith("command:remote"))
     .filter((r) => JSON.stringify(unwrap(r.raw["triggers"])) !== JSON.stringify(unwrap(b.res.find((x) => x.name === r.name)!.raw["triggers"])))
     .map((r) => r.name)
     .sort();
   t.deepEqual(changed, ["i-qemu-cluster", "i-qemu-server-image", "i-qemu-server-image-copy"]);
+});
+
+test.serial("an explicit tarball path is shipped as is", async (t) => {
+  const { res } = await build("qemu", "tb-", { cluster: { images: { server: { name: "pi-im/im-server:9", tarball: tarball("im-server") }, nginx: { index: "${PI_IM_CACHE}/images/{arch}/nginx.json" } } } });
+  t.regex(JSON.stringify(find(res, "tb-qemu-server-image-copy").raw["source"]), /im-server-0123456789abcdef/);
+  t.regex(JSON.stringify(find(res, "tb-qemu-nginx-image-copy").raw["source"]), /nginx-0123456789abcdef/);
 });
 
 test.serial("Network refuses to cut off the address pulumi connects through", (t) => {
