@@ -24,9 +24,12 @@ export interface StepArgs {
 
 export const STAMP_DIR = "/var/lib/pi-im/stamps";
 
-/** A shell command that runs `script` as root. */
+/**
+ * A shell command that runs `script` as root. sudo resets the environment, so SSH_CONNECTION
+ * (which the network and firewall guards read to know the address pulumi came through) is passed on.
+ */
 export function asRoot(script: string, label: string): string {
-  return `S="$(printf %s '${b64(script)}' | base64 -d)"; if [ "$(id -u)" -eq 0 ]; then bash -c "$S" ${label}; else sudo -n bash -c "$S" ${label}; fi`;
+  return `S="$(printf %s '${b64(script)}' | base64 -d)"; if [ "$(id -u)" -eq 0 ]; then bash -c "$S" ${label}; else sudo -n env "SSH_CONNECTION=\${SSH_CONNECTION:-}" bash -c "$S" ${label}; fi`;
 }
 
 export function stampedScripts(name: string, script: string, undo: string | undefined, hash: string, stampDir = STAMP_DIR): { create: string; del: string } {

@@ -1,0 +1,124 @@
+// The rendered nginx.conf served by the real nginx (Debian's, with the stream module) in front of a
+// stand-in IM node: health on plain HTTP, redirect to HTTPS, HTTPS proxying, the WebSocket
+// upgrade at /xmpp-websocket, and 5222-style TCP passthrough.
+import test from "ava";
+import { execFileSync, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as https from "node:https";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as tls from "node:tls";
+import { renderNginxConf } from "../render/nginx";
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((r) => net.connect(port, "127.0.0.1").on("connect", function (this: net.Socket) { this.destroy(); r(true); }).on("error", () => r(false)));
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`port ${port} never opened`);
+}
+
+test("nginx with the rendered config: health, redirect, HTTPS, WebSocket upgrade, TCP passthrough", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-im-nginx-live-"));
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+    "-subj", "/CN=chat.test", "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`], { stdio: "ignore" });
+  const [nodeHttp, nodeC2s, pHttp, pHttps, pXmpp] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+
+  // Stand-in IM node.
+  const seen: http.IncomingHttpHeaders[] = [];
+  const web = http.createServer((req, res) => {
+    seen.push(req.headers);
+    if (req.url === "/health") return void res.end("healthy");
+    res.end(`node saw ${req.url}`);
+  });
+  web.on("upgrade", (req, socket) => {
+    seen.push(req.headers);
+    socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n");
+    socket.on("data", (d) => socket.write(`ws-echo:${d}`));
+  });
+  const c2s = net.createServer((s) => s.on("data", (d) => s.write(`c2s-echo:${d}`)));
+  await new Promise<void>((r) => web.listen(nodeHttp, "127.0.0.1", r));
+  await new Promise<void>((r) => c2s.listen(nodeC2s, "127.0.0.1", r));
+
+  const conf = renderNginxConf({
+    domain: "chat.test", ports: { http: pHttp, https: pHttps, xmpp: pXmpp }, tlsDir: dir, pidFile: `${dir}/nginx.pid`, ipv6: false,
+    upstreams: [{ host: "127.0.0.1", httpPort: nodeHttp, c2sPort: nodeC2s }],
+  });
+  fs.writeFileSync(`${dir}/nginx.conf`, conf);
+  const nginx = spawn("nginx", ["-p", dir, "-c", `${dir}/nginx.conf`, "-e", "stderr", "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  nginx.stderr.on("data", (d) => (log += d));
+  const exited = new Promise((r) => nginx.on("exit", r));
+  try {
+    await Promise.all([waitPort(pHttp), waitPort(pHttps), waitPort(pXmpp)]);
+
+    const get = (url: string, mod: typeof http | typeof https) =>
+      new Promise<{ status: number; body: string; location?: string }>((resolve, reject) => {
+        mod.get(url, { rejectUnauthorized: false, headers: { Host: "chat.test" } } as any, (res) => {
+          let body = "";
+          res.on("data", (d) => (body += d));
+          res.on("end", () => resolve({ status: res.statusCode!, body, location: res.headers.location }));
+        }).on("error", reject);
+      });
+
+    const health = await get(`http://127.0.0.1:${pHttp}/health`, http);
+    t.is(health.status, 200, log);
+    t.is(health.body, "healthy");
+
+    const redirect = await get(`http://127.0.0.1:${pHttp}/chat?x=1`, http);
+    t.is(redirect.status, 301);
+    t.is(redirect.location, `https://chat.test:${pHttps}/chat?x=1`);
+
+    const page = await get(`https://127.0.0.1:${pHttps}/index.html`, https);
+    t.is(page.status, 200);
+    t.is(page.body, "node saw /index.html");
+    t.is(seen.at(-1)!["x-forwarded-proto"], "https");
+
+    // WebSocket upgrade through TLS.
+    const ws = tls.connect({ host: "127.0.0.1", port: pHttps, rejectUnauthorized: false, servername: "chat.test" });
+    const wsText = await new Promise<string>((resolve, reject) => {
+      let buf = "";
+      ws.on("secureConnect", () => ws.write(
+        "GET /xmpp-websocket HTTP/1.1\r\nHost: chat.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n"));
+      ws.on("data", (d) => {
+        buf += d;
+        if (buf.includes("\r\n\r\n") && !buf.includes("ws-echo")) ws.write("<open/>");
+        if (buf.includes("ws-echo:<open/>")) resolve(buf);
+      });
+      ws.on("error", reject);
+      setTimeout(() => reject(new Error(`no websocket echo; got ${buf}`)), 5000);
+    });
+    ws.destroy();
+    t.regex(wsText, /^HTTP\/1\.1 101/);
+    t.is(seen.at(-1)!["upgrade"], "websocket");
+
+    // XMPP c2s: raw TCP through the stream module, bytes untouched (STARTTLS stays end to end).
+    const tcp = net.connect(pXmpp, "127.0.0.1");
+    const echoed = await new Promise<string>((resolve, reject) => {
+      tcp.on("connect", () => tcp.write("<stream:stream to='chat.test'>"));
+      tcp.on("data", (d) => resolve(String(d)));
+      tcp.on("error", reject);
+      setTimeout(() => reject(new Error("no c2s echo")), 5000);
+    });
+    tcp.destroy();
+    t.is(echoed, "c2s-echo:<stream:stream to='chat.test'>");
+  } finally {
+    nginx.kill("SIGTERM");
+    await exited;
+    web.close();
+    c2s.close();
+  }
+});
