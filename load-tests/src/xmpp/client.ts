@@ -143,7 +143,7 @@ export class XmppClient {
         break;
       } else if (el.name === 'failure') {
         const cond = el.elements()[0]?.name ?? 'unknown';
-        throw new XmppError(`authentication failed for ${username}: ${cond}`, cond);
+        throw new XmppError(`authentication failed: ${cond}`, cond);
       } else throw new XmppError(`unexpected <${el.name}/> during SASL`);
     }
     if (!this.isWs) this.parser.reset();

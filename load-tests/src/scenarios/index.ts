@@ -1,0 +1,52 @@
+import type { Scenario } from '../scenario.js';
+import { chat } from './chat.js';
+import { roster } from './roster.js';
+import { connect, idle } from './connect.js';
+
+/**
+ * Group chat (XEP-0045) and file upload (XEP-0363) scenarios are not here on purpose: pi-im does
+ * not implement them yet, and a scenario that cannot exercise the feature would only report
+ * a fake pass. Add them as files here once the server has the feature.
+ */
+export const SCENARIOS: Record<string, Scenario> = { chat, roster, connect, idle };
+
+export interface MixEntry {
+  scenario: Scenario;
+  weight: number;
+}
+
+/** `chat` or `chat:70,roster:20,connect:10` (weights are relative). */
+export function parseMix(s: string): MixEntry[] {
+  const mix = s.split(',').map((part) => {
+    const [name, w] = part.split(/[:=]/).map((x) => x.trim());
+    const scenario = SCENARIOS[name ?? ''];
+    if (!scenario) {
+      const hint = name === 'groupchat' || name === 'muc' || name === 'upload' ? ' (not implemented yet: the server has no such feature)' : '';
+      throw new Error(`unknown scenario "${name}"${hint}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+    }
+    const weight = w === undefined ? 1 : Number(w);
+    if (!(weight > 0)) throw new Error(`bad weight "${w}" for scenario ${name}: use a positive number`);
+    return { scenario, weight };
+  });
+  return mix;
+}
+
+/**
+ * Scenario of VU `i`: smooth weighted round robin, so any prefix of VUs (a ramp) follows the
+ * weights as closely as integers allow, deterministically.
+ */
+export function assignScenarios(mix: MixEntry[], n: number): Scenario[] {
+  const total = mix.reduce((a, m) => a + m.weight, 0);
+  const current = mix.map(() => 0);
+  const out: Scenario[] = [];
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let j = 0; j < mix.length; j++) {
+      current[j]! += mix[j]!.weight;
+      if (current[j]! > current[best]!) best = j;
+    }
+    current[best]! -= total;
+    out.push(mix[best]!.scenario);
+  }
+  return out;
+}
