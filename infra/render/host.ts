@@ -132,6 +132,7 @@ export function renderHostUndo(): string {
   return `${PRELUDE}
 rm -f ${SSHD_DROPIN} /etc/apt/apt.conf.d/20auto-upgrades
 systemctl reload ssh 2>/dev/null || true
+rmdir /etc/pi-im/backup /etc/pi-im 2>/dev/null || true
 log "removed pi-im sshd drop-in and auto-upgrade settings (users and packages are left)"
 `;
 }
