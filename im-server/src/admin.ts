@@ -1,0 +1,94 @@
+// Admin command on the data directory's database (safe while the server runs: SQLite WAL).
+//   admin adduser alice@localhost --password-file F | --password-stdin
+//   admin passwd alice@localhost --password-file F | --password-stdin
+//   admin deluser alice@localhost
+//   admin users
+//   admin invite [--ttl-hours 168]
+//   admin invites
+// Common: --data-dir DIR (default ./data, env PI_IM_DATA_DIR), --domain D (checks user@D)
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parseJid } from './core/jid.js';
+import { makeAccount } from './core/sasl.js';
+import { dbPath } from './server.js';
+import { SqliteStorage } from './storage/sqlite.js';
+
+function fail(msg: string): never {
+  console.error(`admin: ${msg}`);
+  process.exit(2);
+}
+
+async function readPassword(values: Record<string, unknown>): Promise<string> {
+  let pw: string;
+  if (typeof values['password-file'] === 'string') pw = readFileSync(values['password-file'], 'utf8');
+  else if (values['password-stdin']) pw = readFileSync(0, 'utf8');
+  else fail('give the password with --password-file FILE or --password-stdin (never on the command line)');
+  pw = pw.replace(/\r?\n$/, '');
+  if (!pw) fail('the password is empty');
+  return pw;
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      'data-dir': { type: 'string' }, 'domain': { type: 'string' }, 'password-file': { type: 'string' },
+      'password-stdin': { type: 'boolean' }, 'ttl-hours': { type: 'string' }, 'iterations': { type: 'string' },
+    },
+  });
+  const [cmd, arg] = positionals;
+  const dataDir = values['data-dir'] ?? process.env.PI_IM_DATA_DIR ?? './data';
+  const storage = new SqliteStorage({ path: dbPath(dataDir), commitWindowMs: 0, maxBatch: 1, synchronous: 'full' });
+  const username = (): string => {
+    if (!arg) fail(`${cmd} needs a user (alice or alice@domain)`);
+    const jid = parseJid(arg.includes('@') ? arg : `${arg}@${values.domain ?? 'localhost'}`);
+    if (!jid || !jid.local || jid.resource) fail(`"${arg}" is not a valid user JID`);
+    if (values.domain && jid.domain !== values.domain) fail(`${arg} is not on ${values.domain}`);
+    return jid.local;
+  };
+  const iterations = Number(values.iterations ?? 4096);
+  try {
+    switch (cmd) {
+      case 'adduser': {
+        const u = username();
+        if (!(await storage.createAccount(await makeAccount(u, await readPassword(values), iterations)))) fail(`${u} exists already`);
+        console.log(`created ${u}`);
+        break;
+      }
+      case 'passwd': {
+        const u = username();
+        if (!storage.getAccount(u)) fail(`no account ${u}`);
+        await storage.setCredentials(await makeAccount(u, await readPassword(values), iterations));
+        console.log(`password of ${u} changed`);
+        break;
+      }
+      case 'deluser': {
+        const u = username();
+        if (!storage.getAccount(u)) fail(`no account ${u}`);
+        await storage.deleteAccount(u);
+        console.log(`deleted ${u}`);
+        break;
+      }
+      case 'users':
+        for (const u of storage.listAccounts()) console.log(u);
+        break;
+      case 'invite': {
+        const hours = Number(values['ttl-hours'] ?? 168);
+        if (!(hours > 0)) fail('--ttl-hours must be a positive number');
+        const inv = await storage.createInvite(randomBytes(18).toString('base64url'), hours * 3600);
+        console.log(inv.token);
+        break;
+      }
+      case 'invites':
+        for (const i of storage.listInvites()) console.log(`${i.token}\texpires ${new Date(i.expiresAt).toISOString()}\t${i.usedBy ? `used by ${i.usedBy}` : 'unused'}`);
+        break;
+      default:
+        fail('commands: adduser USER, passwd USER, deluser USER, users, invite [--ttl-hours N], invites; --data-dir DIR');
+    }
+  } finally {
+    storage.close();
+  }
+}
+
+main().catch((e: Error) => fail(e.message));

@@ -1,0 +1,163 @@
+// The one typed config: defaults < config file (--config, JSON) < environment (PI_IM_*) < flags.
+// Validated once with zod; every message names the key, where it can be set, and the fix.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { prepDomain, prepLocal } from './core/jid.js';
+
+const port = z.number().int().min(0).max(65535);
+const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
+
+export const ConfigSchema = z.object({
+  domain: z.string().refine((d) => prepDomain(d) !== undefined, 'not a valid domain name').transform((d) => prepDomain(d)!).default('localhost'),
+  dataDir: z.string().min(1).default('./data'),
+  c2sHost: z.string().default('0.0.0.0'),
+  c2sPort: port.default(5222),
+  httpHost: z.string().default('0.0.0.0'),
+  httpPort: port.default(5280),
+  registration: z.enum(['closed', 'invite', 'open']).default('invite'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  tls: z.object({
+    cert: z.string().optional(),
+    key: z.string().optional(),
+    /** Refuse authentication on TCP streams until STARTTLS is done. */
+    required: z.boolean().default(true),
+  }).strict().default({}),
+  websocket: z.object({
+    /** Peers allowed to speak plain ws (nginx terminating TLS in front, or loopback). */
+    trustedProxies: z.array(z.string()).default(LOOPBACK),
+  }).strict().default({}),
+  disabledModules: z.array(z.enum(['version', 'vcard', 'ping', 'offline', 'register', 'disco'])).default([]),
+  resourceConflict: z.enum(['kick-old', 'reject-new']).default('kick-old'),
+  scramIterations: z.number().int().min(4096).max(1_000_000).default(4096),
+  limits: z.object({
+    maxStanzaSize: z.number().int().min(1024).default(256 * 1024),
+    maxDepth: z.number().int().min(4).max(1000).default(32),
+    stanzasPerSecond: z.number().positive().default(200),
+    stanzaBurst: z.number().int().positive().default(1000),
+    maxConnectionsPerAddress: z.number().int().positive().default(100),
+    /** Addresses the per-address connection limit does not apply to. */
+    connectionLimitExempt: z.array(z.string()).default(LOOPBACK),
+    authFailuresPerAccount: z.number().int().positive().default(5),
+    authFailuresPerAddress: z.number().int().positive().default(20),
+    authLockoutSeconds: z.number().positive().default(60),
+    authTimeoutSeconds: z.number().positive().default(30),
+    idleSeconds: z.number().positive().default(300),
+    pingTimeoutSeconds: z.number().positive().default(60),
+    maxOfflinePerUser: z.number().int().positive().default(1000),
+    maxOutputBuffer: z.number().int().min(65536).default(2 * 1024 * 1024),
+  }).strict().default({}),
+  storage: z.object({
+    /** Group commit: writes wait at most this long to share one transaction (one fsync). */
+    commitWindowMs: z.number().min(0).max(1000).default(5),
+    maxBatch: z.number().int().min(1).default(512),
+    /** FULL: every commit is fsynced, so acknowledged stanzas survive power loss. */
+    synchronous: z.enum(['full', 'normal']).default('full'),
+  }).strict().default({}),
+  accounts: z.array(z.object({
+    username: z.string().refine((u) => prepLocal(u) !== undefined, 'not a valid username'),
+    passwordFile: z.string().optional(),
+    passwordEnv: z.string().optional(),
+  }).strict().refine((a) => a.passwordFile || a.passwordEnv, 'needs passwordFile or passwordEnv')).default([]),
+}).strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+export class ConfigError extends Error {}
+
+/** flag name -> [config key path, kind] */
+const FLAGS = {
+  'domain': ['domain', 'string'],
+  'data-dir': ['dataDir', 'string'],
+  'c2s-host': ['c2sHost', 'string'],
+  'c2s-port': ['c2sPort', 'number'],
+  'http-host': ['httpHost', 'string'],
+  'http-port': ['httpPort', 'number'],
+  'registration': ['registration', 'string'],
+  'log-level': ['logLevel', 'string'],
+  'tls-cert': ['tls.cert', 'string'],
+  'tls-key': ['tls.key', 'string'],
+  'max-connections-per-address': ['limits.maxConnectionsPerAddress', 'number'],
+  'commit-window-ms': ['storage.commitWindowMs', 'number'],
+} as const;
+
+const envName = (flag: string): string => 'PI_IM_' + flag.toUpperCase().replace(/-/g, '_');
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let o = obj;
+  for (const p of parts.slice(0, -1)) o = (o[p] ??= {}) as Record<string, unknown>;
+  o[parts[parts.length - 1]!] = value;
+}
+
+function convert(flag: string, kind: 'string' | 'number', raw: string, source: string): unknown {
+  if (kind === 'string') return raw;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(`${source}: expected a number, got "${raw}". Fix: give --${flag} a number.`);
+  return n;
+}
+
+export const USAGE = `pi-im-server: an XMPP server
+  --domain D              XMPP domain served (default localhost)           env PI_IM_DOMAIN
+  --data-dir DIR          SQLite database, TLS certificate (default ./data) env PI_IM_DATA_DIR
+  --c2s-port N            XMPP client port, STARTTLS (default 5222)        env PI_IM_C2S_PORT
+  --http-port N           /xmpp-websocket, /health, /metrics (default 5280) env PI_IM_HTTP_PORT
+  --registration P        in-band registration: closed|invite|open (default invite)
+  --config FILE           JSON config file (every key; see README)          env PI_IM_CONFIG
+  --c2s-host/--http-host  listen addresses (default 0.0.0.0)
+  --tls-cert/--tls-key    PEM files (default: self-signed, made in the data dir)
+  --log-level L           fatal|error|warn|info|debug|trace|silent
+  --max-connections-per-address N, --commit-window-ms N
+  --help`;
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } };
+  for (const f of Object.keys(FLAGS)) options[f] = { type: 'string' };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  } catch (e) {
+    throw new ConfigError(`${(e as Error).message}. Fix: see --help for the flags.\n${USAGE}`);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (values.help) throw new ConfigError(USAGE);
+
+  let input: Record<string, unknown> = {};
+  const configPath = (values.config as string | undefined) ?? env.PI_IM_CONFIG;
+  if (configPath) {
+    let text: string;
+    try { text = readFileSync(resolve(configPath), 'utf8'); } catch (e) {
+      throw new ConfigError(`config file ${configPath}: cannot read it (${(e as NodeJS.ErrnoException).code}). Fix: pass an existing JSON file to --config.`);
+    }
+    try { input = JSON.parse(text) as Record<string, unknown>; } catch (e) {
+      throw new ConfigError(`config file ${configPath}: not valid JSON (${(e as Error).message}). Fix the syntax.`);
+    }
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new ConfigError(`config file ${configPath}: must hold a JSON object.`);
+  }
+  for (const [flag, [path, kind]] of Object.entries(FLAGS)) {
+    const e = env[envName(flag)];
+    if (e !== undefined && e !== '') setPath(input, path, convert(flag, kind, e, `environment ${envName(flag)}`));
+  }
+  for (const [flag, [path, kind]] of Object.entries(FLAGS)) {
+    const v = values[flag];
+    if (typeof v === 'string') setPath(input, path, convert(flag, kind, v, `flag --${flag}`));
+  }
+  return validateConfig(input, configPath);
+}
+
+export function validateConfig(input: unknown, file?: string): Config {
+  const r = ConfigSchema.safeParse(input);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => {
+    const key = i.path.join('.') || '(top level)';
+    const flag = Object.entries(FLAGS).find(([, [p]]) => p === key)?.[0];
+    const where = [flag && `--${flag}`, flag && envName(flag), file && `"${key}" in ${file}`].filter(Boolean).join(', ');
+    let msg = i.message;
+    if (i.code === 'unrecognized_keys') msg = `unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')}; remove them or fix the spelling`;
+    if (i.code === 'invalid_enum_value') msg = `expected one of ${i.options.join('|')}, got ${JSON.stringify(i.received)}`;
+    return `  ${key}: ${msg}${where ? ` (set by ${where})` : ''}`;
+  });
+  throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+}

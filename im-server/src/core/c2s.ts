@@ -1,0 +1,407 @@
+// One client-to-server XML stream (RFC 6120), on TCP or WebSocket (RFC 7395 framing):
+// negotiation (STARTTLS, SASL, bind), limits, stream management acks, then hands stanzas
+// to the host for routing. Per-connection state is kept to a few fields.
+import { randomBytes } from 'node:crypto';
+import type { Host } from './host.js';
+import { Jid, prepResource } from './jid.js';
+import type { AuthThrottle } from './limits.js';
+import { StreamParser } from './parser.js';
+import { ScramServer, plainAuth, type SaslContext, type SaslStep } from './sasl.js';
+import type { Session } from './session.js';
+import { NS, errorReply, iqResult } from './stanza.js';
+import { Element, escapeAttr, escapeText, xml } from './xml.js';
+
+export interface Transport {
+  readonly kind: 'tcp' | 'ws';
+  readonly address: string;
+  /** Encrypted, or from a trusted proxy that terminated TLS. */
+  readonly secure: boolean;
+  write(data: string): void;
+  buffered(): number;
+  /** TCP only: upgrade to TLS after <proceed/>; calls back when the handshake is done. */
+  startTls?(done: () => void): void;
+  /** Ends the connection after pending writes. */
+  end(): void;
+}
+
+/** Given to the register module for pre-authentication IQs (XEP-0077, XEP-0401). */
+export interface PreAuthEvent {
+  stanza: Element;
+  stream: { address: string; invite: string | undefined };
+  reply(el: Element): void;
+}
+
+const newId = (): string => randomBytes(9).toString('base64url');
+const STREAM_HEADER_END = ` xmlns="jabber:client" xmlns:stream="${NS.stream}" version="1.0" xml:lang="en">`;
+
+export class C2SStream implements Session {
+  readonly id = newId();
+  jid!: Jid;
+  username = '';
+  available = false;
+  priority = 0;
+  presence: Element | undefined = undefined;
+  interested = false;
+  directed: Set<string> | undefined = undefined;
+  /** Invite token accepted on this stream (XEP-0401), used by registration. */
+  invite: string | undefined = undefined;
+
+  private parser: StreamParser;
+  private opened = false;
+  private closed = false;
+  private bound = false;
+  private sasl: ScramServer | undefined;
+  private authBusy = false;
+  private smEnabled = false;
+  private smIn = 0;
+  private tokens: number;
+  private lastRefill: number;
+  lastRx: number;
+  private readonly connectedAt: number;
+  private pingSentAt = 0;
+
+  constructor(private readonly host: Host, private readonly transport: Transport, private readonly throttle: AuthThrottle,
+    private readonly onClosed: (s: C2SStream) => void) {
+    this.parser = this.newParser();
+    this.tokens = host.config.limits.stanzaBurst;
+    this.lastRefill = this.lastRx = this.connectedAt = Date.now();
+    host.metrics.connections.inc({ transport: transport.kind });
+  }
+
+  private newParser(): StreamParser {
+    const p: StreamParser = new StreamParser({
+      streamStart: (name, ns, attrs) => { if (this.parser === p) this.streamStart(name, ns, attrs); },
+      element: (el) => { if (this.parser === p && !this.closed) this.element(el); },
+      streamEnd: () => { if (this.parser === p) this.close(); },
+      error: (cond, text) => { if (this.parser === p) this.streamError(cond, text); },
+    }, this.host.config.limits, this.transport.kind === 'ws');
+    return p;
+  }
+
+  /** Input from the transport (a TCP chunk or one WebSocket message). */
+  feed(data: string): void {
+    if (this.closed) return;
+    this.lastRx = Date.now();
+    this.pingSentAt = 0;
+    try {
+      this.parser.write(data);
+    } catch (err) {
+      // A bug must cost this connection only, never the process.
+      this.host.log.error({ err: (err as Error).stack, stream: this.id }, 'error while handling input');
+      this.streamError('internal-server-error');
+    }
+  }
+
+  // ---- output ----
+
+  private raw(s: string): void {
+    if (this.closed) return;
+    this.transport.write(s);
+  }
+
+  send(el: Element): void {
+    if (this.closed) return;
+    if (el.attrs.xmlns === undefined && (el.name === 'message' || el.name === 'presence' || el.name === 'iq')) el.attrs.xmlns = NS.client;
+    this.transport.write(el.toString());
+    this.host.metrics.stanzasOut.inc();
+    if (this.transport.buffered() > this.host.config.limits.maxOutputBuffer) this.streamError('resource-constraint', 'client is not reading its stream');
+  }
+
+  sendXml(xml: string): void {
+    if (this.closed) return;
+    this.transport.write(xml);
+    this.host.metrics.stanzasOut.inc();
+  }
+
+  sendDurable(el: Element): void {
+    this.host.storage.barrier().then(() => this.send(el), () => this.streamError('internal-server-error', 'storage failure; nothing was acknowledged'));
+  }
+
+  private header(): void {
+    if (this.opened) return;
+    this.opened = true;
+    const from = escapeAttr(this.host.domain);
+    if (this.transport.kind === 'ws') this.raw(`<open xmlns="${NS.framing}" id="${this.id}" from="${from}" version="1.0" xml:lang="en"/>`);
+    else this.raw(`<?xml version='1.0'?><stream:stream id="${this.id}" from="${from}"${STREAM_HEADER_END}`);
+  }
+
+  streamError(condition: string, text?: string): void {
+    if (this.closed) return;
+    this.header();
+    const ns = this.transport.kind === 'ws' ? ` xmlns:stream="${NS.stream}"` : '';
+    const t = text ? `<text xmlns="${NS.streams}" xml:lang="en">${escapeText(text)}</text>` : '';
+    this.raw(`<stream:error${ns}><${condition} xmlns="${NS.streams}"/>${t}</stream:error>`);
+    this.host.metrics.streamErrors.inc({ condition });
+    this.host.log.info({ stream: this.id, address: this.transport.address, user: this.username || undefined, condition, text }, 'stream error');
+    this.close();
+  }
+
+  /** Closes the stream (with a stream error when a condition is given). */
+  close(condition?: string, text?: string): void {
+    if (this.closed) return;
+    if (condition) return this.streamError(condition, text);
+    if (this.opened) this.raw(this.transport.kind === 'ws' ? `<close xmlns="${NS.framing}"/>` : '</stream:stream>');
+    this.closed = true;
+    this.transport.end();
+    this.cleanup();
+  }
+
+  /** The transport went away. */
+  disconnected(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.cleanup();
+  }
+
+  private cleanup(): void {
+    this.host.metrics.connections.dec({ transport: this.transport.kind });
+    if (this.bound) {
+      this.bound = false;
+      this.host.router.unbind(this);
+      this.host.metrics.sessions.dec();
+      this.host.hooks.fire('session-closed', { session: this });
+    }
+    this.onClosed(this);
+  }
+
+  // ---- timers (driven by the transport manager's sweep) ----
+
+  tick(now: number): void {
+    const l = this.host.config.limits;
+    if (!this.username) {
+      if (now - this.connectedAt > l.authTimeoutSeconds * 1000) this.streamError('connection-timeout', `no login within ${l.authTimeoutSeconds} s`);
+      return;
+    }
+    if (this.pingSentAt) {
+      if (now - this.pingSentAt > l.pingTimeoutSeconds * 1000) this.streamError('connection-timeout', 'no answer to ping');
+    } else if (now - this.lastRx > l.idleSeconds * 1000) {
+      if (!this.bound) return this.streamError('connection-timeout', 'idle');
+      this.pingSentAt = now;
+      this.send(xml('iq', { type: 'get', id: 'idle-' + now, from: this.host.domain, to: this.jid.full }, xml('ping', { xmlns: NS.ping })));
+    }
+  }
+
+  // ---- stream negotiation ----
+
+  private streamStart(name: string, ns: string, attrs: Record<string, string>): void {
+    if (name !== 'stream' || ns !== NS.stream) { this.header(); return this.streamError('invalid-namespace', 'expected <stream:stream> in ' + NS.stream); }
+    if (attrs.xmlns !== NS.client) { this.header(); return this.streamError('invalid-namespace', 'the stream\'s default namespace must be jabber:client'); }
+    this.open(attrs);
+  }
+
+  private open(attrs: Record<string, string>): void {
+    this.header();
+    if (attrs.version !== '1.0') return this.streamError('unsupported-version', 'only XMPP 1.0 streams are supported');
+    if (attrs.to === undefined || attrs.to.toLowerCase() !== this.host.domain) return this.streamError('host-unknown', `this server serves ${this.host.domain}`);
+    this.raw(this.features());
+  }
+
+  private authAllowed(): boolean {
+    return this.transport.secure || !this.host.config.tls.required;
+  }
+
+  private features(): string {
+    const f: string[] = [];
+    if (!this.username) {
+      if (this.transport.startTls && !this.transport.secure) {
+        f.push(`<starttls xmlns="${NS.tls}">${this.host.config.tls.required ? '<required/>' : ''}</starttls>`);
+      }
+      if (this.authAllowed()) {
+        const mechs = ['SCRAM-SHA-256', 'SCRAM-SHA-1'];
+        if (this.transport.secure) mechs.push('PLAIN');
+        f.push(`<mechanisms xmlns="${NS.sasl}">${mechs.map((m) => `<mechanism>${m}</mechanism>`).join('')}</mechanisms>`);
+        if (this.host.hooks.has('iq-preauth/' + NS.register)) f.push(`<register xmlns="${NS.registerFeature}"/>`);
+      }
+    } else {
+      f.push(`<bind xmlns="${NS.bind}"/>`, `<session xmlns="${NS.session}"><optional/></session>`, `<sm xmlns="${NS.sm}"/>`, `<ver xmlns="${NS.rosterver}"/>`);
+    }
+    const ns = this.transport.kind === 'ws' ? ` xmlns:stream="${NS.stream}"` : '';
+    return `<stream:features${ns}>${f.join('')}</stream:features>`;
+  }
+
+  private restart(): void {
+    if (this.transport.kind === 'tcp') this.parser = this.newParser();
+    this.opened = false;
+  }
+
+  // ---- elements ----
+
+  private element(el: Element): void {
+    if (!this.rate()) return;
+    const ns = el.attrs.xmlns ?? '';
+    if (this.transport.kind === 'ws' && ns === NS.framing) {
+      if (el.name === 'open') return this.open(el.attrs);
+      if (el.name === 'close') return this.close();
+      return this.streamError('unsupported-stanza-type', `<${el.name}/> is not a framing element`);
+    }
+    if (!this.opened) return this.streamError('not-well-formed', 'stanza before the stream was opened');
+    if (ns === NS.client && (el.name === 'message' || el.name === 'presence' || el.name === 'iq')) return this.stanza(el);
+    if (ns === NS.sm && this.bound) return this.sm(el);
+    if (!this.username) {
+      if (ns === NS.tls && el.name === 'starttls') return this.starttls();
+      if (ns === NS.sasl) return this.saslElement(el);
+    }
+    if (ns === NS.stream && el.name === 'error') return this.close();
+    this.streamError('unsupported-stanza-type', `<${el.name} xmlns="${ns}"/> is not supported here`);
+  }
+
+  private rate(): boolean {
+    const l = this.host.config.limits;
+    const now = this.lastRx;
+    this.tokens = Math.min(l.stanzaBurst, this.tokens + ((now - this.lastRefill) * l.stanzasPerSecond) / 1000);
+    this.lastRefill = now;
+    if (this.tokens < 1) { this.streamError('policy-violation', `more than ${l.stanzasPerSecond} stanzas per second`); return false; }
+    this.tokens--;
+    return true;
+  }
+
+  private starttls(): void {
+    const start = this.transport.startTls;
+    if (!start || this.transport.secure) { this.raw(`<failure xmlns="${NS.tls}"/>`); return this.close(); }
+    this.raw(`<proceed xmlns="${NS.tls}"/>`);
+    this.restart();
+    start.call(this.transport, () => {});
+  }
+
+  private saslContext(): SaslContext {
+    return { domain: this.host.domain, lookup: (u) => this.host.storage.getAccount(u), prep: (u) => this.host.prepUsername(u) };
+  }
+
+  private saslElement(el: Element): void {
+    if (this.authBusy) return;
+    if (!this.authAllowed()) { this.raw(`<failure xmlns="${NS.sasl}"><encryption-required/></failure>`); return this.streamError('policy-violation', 'STARTTLS is required before authentication'); }
+    const data = el.text() === '=' ? '' : Buffer.from(el.text(), 'base64').toString('utf8');
+    if (el.name === 'abort') { this.sasl = undefined; return this.saslFailure('aborted'); }
+    if (el.name === 'auth') {
+      const lockedAddr = this.throttle.lockedFor(undefined, this.transport.address);
+      if (lockedAddr) return this.saslFailure('temporary-auth-failure', `too many failed logins from your address; try again in ${lockedAddr} s`);
+      const mech = el.attrs.mechanism;
+      if (mech === 'PLAIN') {
+        if (!this.transport.secure) return this.saslFailure('encryption-required', 'PLAIN is only offered over TLS');
+        const user = this.host.prepUsername(data.split('\0')[1] ?? '');
+        const locked = this.throttle.lockedFor(user, this.transport.address);
+        if (locked) return this.saslFailure('temporary-auth-failure', `too many failed logins; try again in ${locked} s`);
+        this.authBusy = true;
+        plainAuth(data, this.saslContext()).then((step) => { this.authBusy = false; this.saslStep(step); },
+          () => { this.authBusy = false; this.saslFailure('temporary-auth-failure'); });
+        return;
+      }
+      if (mech !== 'SCRAM-SHA-256' && mech !== 'SCRAM-SHA-1') return this.saslFailure('invalid-mechanism');
+      this.sasl = new ScramServer(mech === 'SCRAM-SHA-1' ? 'sha1' : 'sha256', this.saslContext());
+      const step = this.sasl.step(data);
+      if (step.kind === 'challenge') {
+        const user = this.host.prepUsername(/(?:^|,)n=([^,]*)/.exec(data)?.[1] ?? '');
+        const locked = this.throttle.lockedFor(user, this.transport.address);
+        if (locked) { this.sasl = undefined; return this.saslFailure('temporary-auth-failure', `too many failed logins; try again in ${locked} s`); }
+      }
+      return this.saslStep(step);
+    }
+    if (el.name === 'response' && this.sasl) return this.saslStep(this.sasl.step(data));
+    this.saslFailure('malformed-request', 'unexpected SASL element');
+  }
+
+  private saslStep(step: SaslStep): void {
+    if (this.closed) return;
+    if (step.kind === 'challenge') { this.raw(`<challenge xmlns="${NS.sasl}">${Buffer.from(step.data).toString('base64')}</challenge>`); return; }
+    this.sasl = undefined;
+    if (step.kind === 'failure') {
+      this.throttle.fail(step.username, this.transport.address);
+      return this.saslFailure(step.condition, step.condition === 'not-authorized' ? 'wrong username or password' : step.text);
+    }
+    this.throttle.succeed(step.username);
+    this.username = step.username;
+    this.host.log.info({ stream: this.id, user: step.username, transport: this.transport.kind }, 'authenticated');
+    this.raw(`<success xmlns="${NS.sasl}">${step.data ? Buffer.from(step.data).toString('base64') : ''}</success>`);
+    this.restart();
+  }
+
+  private saslFailure(condition: string, text?: string): void {
+    if (condition !== 'aborted') this.host.metrics.authFailures.inc();
+    const t = text ? `<text xml:lang="en">${escapeText(text)}</text>` : '';
+    this.raw(`<failure xmlns="${NS.sasl}"><${condition}/>${t}</failure>`);
+  }
+
+  private sm(el: Element): void {
+    switch (el.name) {
+      case 'enable':
+        if (this.smEnabled) return this.raw(`<failed xmlns="${NS.sm}"><unexpected-request xmlns="${NS.stanzas}"/></failed>`);
+        this.smEnabled = true;
+        this.smIn = 0;
+        return this.raw(`<enabled xmlns="${NS.sm}" id="${this.id}"/>`);
+      case 'r': {
+        if (!this.smEnabled) return;
+        // <a h/> is our acknowledgement: it counts a stanza only once what it wrote is durable.
+        const h = this.smIn;
+        this.host.storage.barrier().then(() => this.raw(`<a xmlns="${NS.sm}" h="${h}"/>`),
+          () => this.streamError('internal-server-error', 'storage failure; nothing was acknowledged'));
+        return;
+      }
+      case 'a': return;
+      case 'resume': return this.raw(`<failed xmlns="${NS.sm}"><item-not-found xmlns="${NS.stanzas}"/></failed>`);
+      default: return this.streamError('unsupported-stanza-type', `<${el.name}/> in ${NS.sm}`);
+    }
+  }
+
+  private stanza(el: Element): void {
+    this.host.metrics.stanzasIn.inc();
+    if (!this.username) return this.preAuthStanza(el);
+    if (el.name === 'iq' && !this.checkIq(el)) return;
+    if (!this.bound) {
+      if (el.name === 'iq' && el.attrs.type === 'set') {
+        const payload = el.firstElement();
+        if (payload?.is('bind', NS.bind)) return this.bind(el, payload);
+        if (payload?.is('session', NS.session)) return this.send(iqResult(el));
+      }
+      return this.streamError('not-authorized', 'bind a resource first');
+    }
+    if (this.smEnabled) this.smIn++;
+    const from = el.attrs.from;
+    if (from !== undefined && from !== this.jid.full && from !== this.jid.bare) return this.streamError('invalid-from', 'the "from" address is not yours');
+    el.attrs.from = this.jid.full;
+    if (el.name === 'iq' && el.attrs.type === 'set' && el.firstElement()?.is('session', NS.session)) return this.send(iqResult(el));
+    if (el.name === 'iq' && el.attrs.type === 'set' && el.firstElement()?.is('bind', NS.bind)) return this.send(errorReply(el, 'not-allowed', 'a resource is already bound'));
+    this.host.fromClient(this, el, performance.now());
+  }
+
+  private checkIq(el: Element): boolean {
+    const t = el.attrs.type;
+    if (!el.attrs.id || (t !== 'get' && t !== 'set' && t !== 'result' && t !== 'error')) {
+      this.send(errorReply(el, 'bad-request', 'an iq needs an id and a type'));
+      return false;
+    }
+    if ((t === 'get' || t === 'set') && el.elements().length !== 1) {
+      this.send(errorReply(el, 'bad-request', 'an iq request holds exactly one payload'));
+      return false;
+    }
+    return true;
+  }
+
+  private preAuthStanza(el: Element): void {
+    const payload = el.firstElement();
+    if (el.name === 'iq' && this.authAllowed() && payload && this.checkIq(el)) {
+      const event: PreAuthEvent = { stanza: el, stream: this, reply: (r) => this.sendDurable(r) };
+      if (this.host.hooks.fire('iq-preauth/' + payload.ns, event)) return;
+      if (el.attrs.type === 'get' || el.attrs.type === 'set') return this.send(errorReply(el, 'service-unavailable'));
+      return;
+    }
+    this.streamError('not-authorized', this.authAllowed() ? 'authenticate first' : 'STARTTLS and authenticate first');
+  }
+
+  get address(): string {
+    return this.transport.address;
+  }
+
+  private bind(iq: Element, payload: Element): void {
+    const requested = payload.getChildText('resource');
+    const resource = requested ? prepResource(requested.trim()) : newId();
+    if (!resource) return this.send(errorReply(iq, 'bad-request', 'not a valid resource'));
+    this.jid = new Jid(this.username, this.host.domain, resource);
+    const r = this.host.router.bind(this, this.host.config.resourceConflict);
+    if (!r.ok) return this.send(errorReply(iq, 'conflict', 'that resource is in use'));
+    if (r.replaced) r.replaced.close('conflict', 'replaced by a new session with the same resource');
+    this.bound = true;
+    this.host.metrics.sessions.inc();
+    this.host.hooks.fire('session-bound', { session: this });
+    this.send(iqResult(iq, xml('bind', { xmlns: NS.bind }, xml('jid', {}, this.jid.full))));
+  }
+}

@@ -1,0 +1,25 @@
+// What modules see of a client session, whatever its transport.
+import type { Jid } from './jid.js';
+import type { Element } from './xml.js';
+
+export interface Session {
+  readonly id: string;
+  /** The full JID, once a resource is bound. */
+  readonly jid: Jid;
+  readonly username: string;
+  /** Sent initial presence and not yet unavailable. */
+  available: boolean;
+  priority: number;
+  /** The last broadcast available presence. */
+  presence: Element | undefined;
+  /** Asked for the roster (RFC 6121 "interested resource"): gets roster pushes. */
+  interested: boolean;
+  /** Entities this session sent directed presence to (told when it goes offline). */
+  directed: Set<string> | undefined;
+  send(el: Element): void;
+  /** Sends an already serialised stanza (e.g. from storage). */
+  sendXml(xml: string): void;
+  /** Sends after every storage write queued so far is durable (replies that acknowledge). */
+  sendDurable(el: Element): void;
+  close(condition?: string, text?: string): void;
+}

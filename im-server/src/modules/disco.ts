@@ -1,0 +1,39 @@
+// XEP-0030 service discovery: the server's identity and exactly the features its loaded
+// modules registered; an account's identity for itself and its subscribers; no items.
+import type { Host, StanzaEvent } from '../core/host.js';
+import { NS, errorReply, iqResult } from '../core/stanza.js';
+import { xml } from '../core/xml.js';
+
+export default function disco(host: Host): void {
+  host.features.add(NS.discoInfo);
+  host.features.add(NS.discoItems);
+
+  host.hooks.on<StanzaEvent>(`iq-get/host/${NS.discoInfo}:query`, (e) => {
+    if (e.stanza.firstElement()!.attrs.node) { host.reply(e, errorReply(e.stanza, 'item-not-found')); return true; }
+    const q = xml('query', { xmlns: NS.discoInfo }, xml('identity', { category: 'server', type: 'im', name: 'pi-im' }));
+    for (const f of [...host.features].sort()) q.append(xml('feature', { var: f }));
+    host.reply(e, iqResult(e.stanza, q));
+    return true;
+  });
+  host.hooks.on<StanzaEvent>(`iq-get/host/${NS.discoItems}:query`, (e) => {
+    host.reply(e, iqResult(e.stanza, xml('query', { xmlns: NS.discoItems })));
+    return true;
+  });
+
+  const mayKnow = (e: StanzaEvent): boolean => {
+    if (e.from.bare === e.to.bare) return true;
+    const it = host.storage.getRosterItem(e.to.local, e.from.bare);
+    return it !== undefined && (it.subscription === 'from' || it.subscription === 'both');
+  };
+  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoInfo}:query`, (e) => {
+    if (!host.accountExists(e.to.local) || !mayKnow(e)) return false;
+    host.reply(e, iqResult(e.stanza, xml('query', { xmlns: NS.discoInfo },
+      xml('identity', { category: 'account', type: 'registered' }), xml('feature', { var: NS.discoInfo }))));
+    return true;
+  });
+  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoItems}:query`, (e) => {
+    if (!host.accountExists(e.to.local) || !mayKnow(e)) return false;
+    host.reply(e, iqResult(e.stanza, xml('query', { xmlns: NS.discoItems })));
+    return true;
+  });
+}

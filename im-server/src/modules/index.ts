@@ -1,0 +1,25 @@
+// The modules a host loads, in order. Adding a feature means adding a file and a line here.
+import type { Host } from '../core/host.js';
+import disco from './disco.js';
+import message from './message.js';
+import offline from './offline.js';
+import ping from './ping.js';
+import presence from './presence.js';
+import register from './register.js';
+import roster from './roster.js';
+import vcard from './vcard.js';
+import version from './version.js';
+
+export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version };
+const ALWAYS = new Set(['roster', 'presence', 'message']);
+
+export function loadModules(host: Host): string[] {
+  const off = new Set<string>(host.config.disabledModules);
+  const loaded: string[] = [];
+  for (const [name, init] of Object.entries(MODULES)) {
+    if (off.has(name) && !ALWAYS.has(name)) continue;
+    init(host);
+    loaded.push(name);
+  }
+  return loaded;
+}

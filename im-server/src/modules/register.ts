@@ -1,0 +1,85 @@
+// XEP-0077 in-band registration under a policy (closed | invite | open), invite tokens
+// (XEP-0401 <preauth/>), password change and account removal.
+import type { PreAuthEvent } from '../core/c2s.js';
+import type { Host, StanzaEvent } from '../core/host.js';
+import { makeAccount } from '../core/sasl.js';
+import { NS, errorReply, iqResult } from '../core/stanza.js';
+import { xml } from '../core/xml.js';
+
+export default function register(host: Host): void {
+  host.features.add(NS.register);
+  const policy = host.config.registration;
+  const iterations = host.config.scramIterations;
+
+  if (policy !== 'closed') {
+    host.hooks.on<PreAuthEvent>(`iq-preauth/${NS.preauth}`, ({ stanza, stream, reply }) => {
+      const token = stanza.firstElement()!.attrs.token ?? '';
+      if (stanza.attrs.type !== 'set' || !host.storage.checkInvite(token)) { reply(errorReply(stanza, 'item-not-found', 'unknown or expired invite')); return true; }
+      stream.invite = token;
+      reply(iqResult(stanza));
+      return true;
+    });
+
+    host.hooks.on<PreAuthEvent>(`iq-preauth/${NS.register}`, ({ stanza, stream, reply }) => {
+      const query = stanza.firstElement()!;
+      if (stanza.attrs.type === 'get') {
+        reply(iqResult(stanza, xml('query', { xmlns: NS.register },
+          xml('instructions', {}, policy === 'invite' ? 'Registration needs an invite (XEP-0401 preauth). Choose a username and password.' : 'Choose a username and password.'),
+          xml('username'), xml('password'))));
+        return true;
+      }
+      if (stanza.attrs.type !== 'set') return true;
+      if (query.getChild('remove')) { reply(errorReply(stanza, 'bad-request', 'log in to remove an account')); return true; }
+      const username = host.prepUsername(query.getChildText('username') ?? '');
+      const password = query.getChildText('password') ?? '';
+      if (!username || password.length === 0) { reply(errorReply(stanza, 'not-acceptable', 'a valid username and a password are needed')); return true; }
+      if (policy === 'invite' && !(stream.invite && host.storage.checkInvite(stream.invite))) {
+        reply(errorReply(stanza, 'forbidden', 'registration on this server needs an invite'));
+        return true;
+      }
+      const invite = stream.invite;
+      makeAccount(username, password, iterations).then(async (account) => {
+        if (!(await host.storage.createAccount(account))) return reply(errorReply(stanza, 'conflict', 'that username is taken'));
+        if (policy === 'invite' && invite) host.storage.consumeInvite(invite, username);
+        host.log.info({ user: username }, 'account registered');
+        reply(iqResult(stanza));
+      }).catch((err: Error) => { host.log.error({ err: err.message }, 'registration failed'); reply(errorReply(stanza, 'internal-server-error')); });
+      return true;
+    });
+  }
+
+  // After login: what is registered, password change, removal.
+  for (const target of ['bare', 'host']) {
+    host.hooks.on<StanzaEvent>(`iq-get/${target}/${NS.register}:query`, (e) => {
+      if (!e.origin || (target === 'bare' && e.to.bare !== e.from.bare)) return false;
+      host.reply(e, iqResult(e.stanza, xml('query', { xmlns: NS.register }, xml('registered'), xml('username', {}, e.origin.username))));
+      return true;
+    });
+    host.hooks.on<StanzaEvent>(`iq-set/${target}/${NS.register}:query`, (e) => {
+      const session = e.origin;
+      if (!session || (target === 'bare' && e.to.bare !== e.from.bare)) return false;
+      const query = e.stanza.firstElement()!;
+      if (query.getChild('remove')) {
+        host.hooks.fire('account-removing', { username: session.username });
+        host.storage.deleteAccount(session.username).then(() => {
+          host.log.info({ user: session.username }, 'account removed');
+          session.send(iqResult(e.stanza));
+          for (const s of [...host.router.sessionsOf(session.jid.bare)]) s.close('not-authorized', 'the account was removed');
+        }, () => host.reply(e, errorReply(e.stanza, 'internal-server-error')));
+        return true;
+      }
+      const username = query.getChildText('username');
+      const password = query.getChildText('password') ?? '';
+      if ((username !== undefined && host.prepUsername(username) !== session.username) || password.length === 0) {
+        host.reply(e, errorReply(e.stanza, 'bad-request', 'give your own username and a new password'));
+        return true;
+      }
+      makeAccount(session.username, password, iterations).then(async (account) => {
+        await host.storage.setCredentials(account);
+        host.log.info({ user: session.username }, 'password changed');
+        host.reply(e, iqResult(e.stanza));
+      }).catch(() => host.reply(e, errorReply(e.stanza, 'internal-server-error')));
+      return true;
+    });
+  }
+}

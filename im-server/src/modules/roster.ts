@@ -1,0 +1,79 @@
+// Roster management (RFC 6121 §2) with roster versioning (§2.6): get, set, remove, pushes.
+// Subscription states are changed by the presence module only.
+import type { Host, StanzaEvent } from '../core/host.js';
+import { parseJid } from '../core/jid.js';
+import { NS, errorReply, iqResult } from '../core/stanza.js';
+import { Element, xml } from '../core/xml.js';
+import type { RosterItem } from '../storage/types.js';
+
+export function itemElement(item: RosterItem, remove = false): Element {
+  const el = xml('item', {
+    jid: item.contact, name: remove ? undefined : item.name,
+    subscription: remove ? 'remove' : item.subscription, ask: !remove && item.ask ? 'subscribe' : undefined,
+  });
+  if (!remove) for (const g of item.groups) el.append(xml('group', {}, g));
+  return el;
+}
+
+/** Stores an item (or removes it) and pushes the change to the user's interested resources. */
+export function saveRosterItem(host: Host, username: string, item: RosterItem, remove = false): void {
+  const { version } = remove ? host.storage.removeRosterItem(username, item.contact) : host.storage.setRosterItem(username, item);
+  const bare = `${username}@${host.domain}`;
+  for (const s of host.router.sessionsOf(bare)) {
+    if (!s.interested) continue;
+    s.send(xml('iq', { type: 'set', id: 'push' + version, to: s.jid.full },
+      xml('query', { xmlns: NS.roster, ver: String(version) }, itemElement(item, remove))));
+  }
+}
+
+export default function roster(host: Host): void {
+  const isSelf = (e: StanzaEvent): boolean => e.origin !== undefined && e.to.bare === e.from.bare;
+
+  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.roster}:query`, (e) => {
+    if (!isSelf(e)) return false;
+    const session = e.origin!;
+    session.interested = true;
+    const { version, items } = host.storage.getRoster(session.username);
+    const ver = e.stanza.firstElement()!.attrs.ver;
+    if (ver !== undefined && ver === String(version)) {
+      // Roster versioning: the client's copy is current; changes since come as pushes.
+      host.reply(e, iqResult(e.stanza));
+      return true;
+    }
+    const query = xml('query', { xmlns: NS.roster, ver: String(version) });
+    for (const item of items) query.append(itemElement(item));
+    host.reply(e, iqResult(e.stanza, query));
+    return true;
+  });
+
+  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS.roster}:query`, (e) => {
+    if (!isSelf(e)) return false;
+    const username = e.origin!.username;
+    const items = e.stanza.firstElement()!.getChildren('item');
+    if (items.length !== 1) { host.reply(e, errorReply(e.stanza, 'bad-request', 'a roster set holds exactly one item')); return true; }
+    const el = items[0]!;
+    const jid = parseJid(el.attrs.jid ?? '');
+    if (!jid || jid.resource) { host.reply(e, errorReply(e.stanza, 'jid-malformed', 'item jid must be a bare JID')); return true; }
+    const contact = jid.bare;
+    const existing = host.storage.getRosterItem(username, contact);
+    if (el.attrs.subscription === 'remove') {
+      if (!existing) { host.reply(e, errorReply(e.stanza, 'item-not-found')); return true; }
+      // Cancels subscriptions both ways first (presence module), then drops the item.
+      host.hooks.fire('roster-remove', { username, item: existing, from: e.from });
+      saveRosterItem(host, username, existing, true);
+      host.reply(e, iqResult(e.stanza));
+      return true;
+    }
+    const groups = el.getChildren('group').map((g) => g.text());
+    if (groups.some((g) => g === '' || g.length > 1023) || new Set(groups).size !== groups.length) {
+      host.reply(e, errorReply(e.stanza, 'not-acceptable', 'groups must be distinct and not empty'));
+      return true;
+    }
+    const name = el.attrs.name ? el.attrs.name.slice(0, 1023) : undefined;
+    // Clients cannot set subscription or ask: those follow the presence protocol only.
+    const item: RosterItem = existing ? { ...existing, name, groups } : { contact, name, groups, subscription: 'none', ask: false };
+    saveRosterItem(host, username, item);
+    host.reply(e, iqResult(e.stanza));
+    return true;
+  });
+}

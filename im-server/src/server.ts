@@ -1,0 +1,79 @@
+// Starts one node: storage, host and modules, TCP and HTTP listeners. Used by main.ts and
+// by tests that want the server in-process (they still talk to it over sockets only).
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import pino, { type Logger } from 'pino';
+import type { Config } from './config.js';
+import { Host } from './core/host.js';
+import { createMetrics } from './core/metrics.js';
+import { makeAccount } from './core/sasl.js';
+import { Streams } from './core/streams.js';
+import { ensureCertificate, secureContext } from './core/tls.js';
+import { loadModules } from './modules/index.js';
+import { SqliteStorage } from './storage/sqlite.js';
+import { startHttp } from './transports/http.js';
+import { startTcp } from './transports/tcp.js';
+import { readFileSync } from 'node:fs';
+
+export interface RunningServer {
+  c2sPort: number;
+  httpPort: number;
+  log: Logger;
+  /** Closes all streams with system-shutdown, stops listening, commits storage. */
+  stop(): Promise<void>;
+}
+
+export function dbPath(dataDir: string): string {
+  return join(resolve(dataDir), 'pi-im.sqlite');
+}
+
+export async function startServer(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
+  const metrics = createMetrics();
+  const storage = new SqliteStorage({
+    path: dbPath(config.dataDir), ...config.storage,
+    onCommit: (writes, seconds) => { metrics.fsyncs.inc(); metrics.batchedWrites.inc(writes); metrics.commitLatency.observe(seconds); },
+    onError: (err) => log.error({ err: err.message }, 'storage commit failed; the writes of this batch were not acknowledged'),
+  });
+  const host = new Host(config, storage, log, metrics);
+  for (const a of config.accounts) {
+    const username = host.prepUsername(a.username)!;
+    if (storage.getAccount(username)) continue;
+    const password = a.passwordFile ? readFileSync(a.passwordFile, 'utf8').trim() : process.env[a.passwordEnv!];
+    if (!password) throw new Error(`accounts: no password for ${username} (${a.passwordFile ? `file ${a.passwordFile} is empty` : `env ${a.passwordEnv} is not set`})`);
+    await storage.createAccount(await makeAccount(username, password, config.scramIterations));
+    log.info({ user: username }, 'account created from config');
+  }
+  const modules = loadModules(host);
+  const tlsFiles = ensureCertificate(config.dataDir, config.domain, config.tls.cert, config.tls.key);
+  if (tlsFiles.generated) log.warn({ cert: tlsFiles.cert }, 'made a self-signed certificate; clients will ask to trust it');
+  const streams = new Streams(host);
+  let accepting = false;
+  const tcp = startTcp(host, streams, secureContext(tlsFiles));
+  const http = startHttp(host, streams, { accepting: () => accepting });
+  await Promise.all([
+    new Promise<void>((res, rej) => { tcp.once('error', rej); tcp.listen(config.c2sPort, config.c2sHost, () => res()); }),
+    new Promise<void>((res, rej) => { http.once('error', rej); http.listen(config.httpPort, config.httpHost, () => res()); }),
+  ]);
+  accepting = true;
+  const c2sPort = (tcp.address() as AddressInfo).port;
+  const httpPort = (http.address() as AddressInfo).port;
+  log.info({ domain: config.domain, c2sPort, httpPort, registration: config.registration, modules, dataDir: resolve(config.dataDir) }, 'pi-im server ready');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    c2sPort, httpPort, log,
+    stop() {
+      stopping ??= (async () => {
+        accepting = false;
+        tcp.close();
+        http.close();
+        streams.shutdown();
+        await storage.barrier().catch(() => {});
+        storage.close();
+        http.closeAllConnections();
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,325 @@
+// SQLite storage with group commit. Writes are queued and committed together in one
+// transaction per window (commitWindowMs) or when maxBatch writes are waiting: one WAL fsync
+// per batch (synchronous=FULL), so an SD card sees few fsyncs at any message rate. A write's
+// promise settles only after its transaction committed; callers acknowledge nothing before.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Account, Invite, RosterItem, ScramCredentials, Storage, Subscription } from './types.js';
+
+export interface SqliteOptions {
+  path: string;
+  commitWindowMs: number;
+  maxBatch: number;
+  synchronous: 'full' | 'normal';
+  onCommit?: (writes: number, seconds: number) => void;
+  onError?: (err: Error) => void;
+}
+
+/** Versioned migrations: index + 1 is the schema version (PRAGMA user_version). */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE accounts (
+     username TEXT PRIMARY KEY,
+     sha1_salt BLOB NOT NULL, sha1_iter INTEGER NOT NULL, sha1_stored BLOB NOT NULL, sha1_server BLOB NOT NULL,
+     sha256_salt BLOB NOT NULL, sha256_iter INTEGER NOT NULL, sha256_stored BLOB NOT NULL, sha256_server BLOB NOT NULL,
+     created_at INTEGER NOT NULL);
+   CREATE TABLE roster (
+     username TEXT NOT NULL, contact TEXT NOT NULL, name TEXT, subscription TEXT NOT NULL,
+     ask INTEGER NOT NULL DEFAULT 0, groups TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (username, contact));
+   CREATE TABLE roster_version (username TEXT PRIMARY KEY, version INTEGER NOT NULL);
+   CREATE TABLE pending_in (username TEXT NOT NULL, contact TEXT NOT NULL, stanza TEXT NOT NULL, PRIMARY KEY (username, contact));
+   CREATE TABLE offline (id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT NOT NULL, stanza TEXT NOT NULL, stamp INTEGER NOT NULL);
+   CREATE INDEX offline_user ON offline (username, id);
+   CREATE TABLE vcard (username TEXT PRIMARY KEY, xml TEXT NOT NULL);
+   CREATE TABLE invites (token TEXT PRIMARY KEY, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_by TEXT, used_at INTEGER);`,
+];
+
+type Kind = 'roster' | 'pending' | 'offline' | 'vcard';
+interface Deferred { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void }
+function deferred(): Deferred {
+  let resolve!: () => void, reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => {}); // a failed batch is reported to whoever awaits it, never crashes the process
+  return { promise, resolve, reject };
+}
+const RESOLVED = Promise.resolve();
+
+export function migrate(db: Database.Database): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) throw new Error(`database schema version ${current} is newer than this server (${MIGRATIONS.length}); upgrade the server`);
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => { db.exec(MIGRATIONS[v]!); db.pragma(`user_version = ${v + 1}`); })();
+  }
+  return MIGRATIONS.length;
+}
+
+export class SqliteStorage implements Storage {
+  readonly db: Database.Database;
+  private queue: (() => void)[] = [];
+  private pending: Record<Kind, number> = { roster: 0, pending: 0, offline: 0, vcard: 0 };
+  private batch: Deferred | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly rosterVersions = new Map<string, number>();
+  private readonly offlineCounts = new Map<string, number>();
+  private readonly s;
+
+  constructor(private readonly opts: SqliteOptions) {
+    mkdirSync(dirname(opts.path), { recursive: true });
+    const db = new Database(opts.path);
+    this.db = db;
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${opts.synchronous.toUpperCase()}`);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+    this.s = {
+      getAccount: db.prepare('SELECT * FROM accounts WHERE username = ?'),
+      insertAccount: db.prepare(`INSERT OR IGNORE INTO accounts VALUES (@username, @sha1_salt, @sha1_iter, @sha1_stored, @sha1_server,
+        @sha256_salt, @sha256_iter, @sha256_stored, @sha256_server, @created_at)`),
+      updateAccount: db.prepare(`UPDATE accounts SET sha1_salt=@sha1_salt, sha1_iter=@sha1_iter, sha1_stored=@sha1_stored, sha1_server=@sha1_server,
+        sha256_salt=@sha256_salt, sha256_iter=@sha256_iter, sha256_stored=@sha256_stored, sha256_server=@sha256_server WHERE username=@username`),
+      listAccounts: db.prepare('SELECT username FROM accounts ORDER BY username').pluck(),
+      roster: db.prepare('SELECT contact, name, subscription, ask, groups FROM roster WHERE username = ? ORDER BY contact'),
+      rosterItem: db.prepare('SELECT contact, name, subscription, ask, groups FROM roster WHERE username = ? AND contact = ?'),
+      setItem: db.prepare('INSERT OR REPLACE INTO roster VALUES (?, ?, ?, ?, ?, ?)'),
+      delItem: db.prepare('DELETE FROM roster WHERE username = ? AND contact = ?'),
+      version: db.prepare('SELECT version FROM roster_version WHERE username = ?').pluck(),
+      setVersion: db.prepare('INSERT OR REPLACE INTO roster_version VALUES (?, ?)'),
+      pendingIn: db.prepare('SELECT contact, stanza FROM pending_in WHERE username = ? ORDER BY rowid'),
+      hasPendingIn: db.prepare('SELECT 1 FROM pending_in WHERE username = ? AND contact = ?').pluck(),
+      addPendingIn: db.prepare('INSERT OR REPLACE INTO pending_in VALUES (?, ?, ?)'),
+      delPendingIn: db.prepare('DELETE FROM pending_in WHERE username = ? AND contact = ?'),
+      countOffline: db.prepare('SELECT count(*) FROM offline WHERE username = ?').pluck(),
+      storeOffline: db.prepare('INSERT INTO offline (username, stanza, stamp) VALUES (?, ?, ?)'),
+      offline: db.prepare('SELECT id, stanza FROM offline WHERE username = ? ORDER BY id'),
+      delOffline: db.prepare('DELETE FROM offline WHERE username = ? AND id <= ?'),
+      vcard: db.prepare('SELECT xml FROM vcard WHERE username = ?').pluck(),
+      setVcard: db.prepare('INSERT OR REPLACE INTO vcard VALUES (?, ?)'),
+      addInvite: db.prepare('INSERT INTO invites (token, created_at, expires_at) VALUES (?, ?, ?)'),
+      invite: db.prepare('SELECT token, created_at, expires_at, used_by FROM invites WHERE token = ?'),
+      useInvite: db.prepare('UPDATE invites SET used_by = ?, used_at = ? WHERE token = ? AND used_by IS NULL'),
+      invites: db.prepare('SELECT token, created_at, expires_at, used_by FROM invites ORDER BY created_at'),
+    };
+  }
+
+  // ---- group commit ----
+
+  private enqueue(kind: Kind, op: () => void): Promise<void> {
+    this.queue.push(op);
+    this.pending[kind]++;
+    if (!this.batch) {
+      this.batch = deferred();
+      this.timer = setTimeout(() => this.flush(), this.opts.commitWindowMs);
+    }
+    const p = this.batch.promise;
+    if (this.queue.length >= this.opts.maxBatch) this.flush();
+    return p;
+  }
+
+  flush(): void {
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    const batch = this.batch;
+    if (!batch) return;
+    const ops = this.queue;
+    this.queue = [];
+    this.batch = undefined;
+    this.pending = { roster: 0, pending: 0, offline: 0, vcard: 0 };
+    const t0 = process.hrtime.bigint();
+    try {
+      this.db.transaction(() => { for (const op of ops) op(); })();
+    } catch (e) {
+      // Nothing of this batch is durable: its writers are told, nothing is acknowledged.
+      this.rosterVersions.clear();
+      this.offlineCounts.clear();
+      this.opts.onError?.(e as Error);
+      batch.reject(e as Error);
+      return;
+    }
+    this.opts.onCommit?.(ops.length, Number(process.hrtime.bigint() - t0) / 1e9);
+    batch.resolve();
+  }
+
+  /** Reads of a kind first commit queued writes of that kind, so they see them. */
+  private sync(kind: Kind): void {
+    if (this.pending[kind] > 0) this.flush();
+  }
+
+  barrier(): Promise<void> {
+    return this.batch ? this.batch.promise : RESOLVED;
+  }
+
+  close(): void {
+    this.flush();
+    this.db.close();
+  }
+
+  // ---- accounts: rare, committed at once ----
+
+  getAccount(username: string): Account | undefined {
+    const r = this.s.getAccount.get(username) as Record<string, unknown> | undefined;
+    if (!r) return undefined;
+    const creds = (p: string): ScramCredentials => ({
+      salt: r[`${p}_salt`] as Buffer, iterations: r[`${p}_iter`] as number,
+      storedKey: r[`${p}_stored`] as Buffer, serverKey: r[`${p}_server`] as Buffer,
+    });
+    return { username, sha1: creds('sha1'), sha256: creds('sha256') };
+  }
+
+  private accountRow(a: Account): Record<string, unknown> {
+    return {
+      username: a.username, created_at: Date.now(),
+      sha1_salt: a.sha1.salt, sha1_iter: a.sha1.iterations, sha1_stored: a.sha1.storedKey, sha1_server: a.sha1.serverKey,
+      sha256_salt: a.sha256.salt, sha256_iter: a.sha256.iterations, sha256_stored: a.sha256.storedKey, sha256_server: a.sha256.serverKey,
+    };
+  }
+
+  async createAccount(account: Account): Promise<boolean> {
+    this.flush();
+    return this.s.insertAccount.run(this.accountRow(account)).changes === 1;
+  }
+
+  async setCredentials(account: Account): Promise<void> {
+    this.flush();
+    this.s.updateAccount.run(this.accountRow(account));
+  }
+
+  async deleteAccount(username: string): Promise<void> {
+    this.flush();
+    this.db.transaction(() => {
+      for (const t of ['accounts', 'roster', 'roster_version', 'pending_in', 'offline', 'vcard']) {
+        this.db.prepare(`DELETE FROM ${t} WHERE username = ?`).run(username);
+      }
+    })();
+    this.rosterVersions.delete(username);
+    this.offlineCounts.delete(username);
+  }
+
+  listAccounts(): string[] {
+    return this.s.listAccounts.all() as string[];
+  }
+
+  // ---- roster ----
+
+  private static item(r: Record<string, unknown>): RosterItem {
+    return {
+      contact: r.contact as string, name: (r.name as string | null) ?? undefined,
+      subscription: r.subscription as Subscription, ask: r.ask === 1, groups: JSON.parse(r.groups as string) as string[],
+    };
+  }
+
+  private nextVersion(username: string): number {
+    let v = this.rosterVersions.get(username);
+    if (v === undefined) { this.sync('roster'); v = (this.s.version.get(username) as number | undefined) ?? 0; }
+    v++;
+    this.rosterVersions.set(username, v);
+    return v;
+  }
+
+  getRoster(username: string): { version: number; items: RosterItem[] } {
+    this.sync('roster');
+    const version = this.rosterVersions.get(username) ?? (this.s.version.get(username) as number | undefined) ?? 0;
+    return { version, items: (this.s.roster.all(username) as Record<string, unknown>[]).map(SqliteStorage.item) };
+  }
+
+  getRosterItem(username: string, contact: string): RosterItem | undefined {
+    this.sync('roster');
+    const r = this.s.rosterItem.get(username, contact) as Record<string, unknown> | undefined;
+    return r ? SqliteStorage.item(r) : undefined;
+  }
+
+  setRosterItem(username: string, item: RosterItem): { version: number; durable: Promise<void> } {
+    const version = this.nextVersion(username);
+    const row = [username, item.contact, item.name ?? null, item.subscription, item.ask ? 1 : 0, JSON.stringify(item.groups)];
+    const durable = this.enqueue('roster', () => { this.s.setItem.run(...row); this.s.setVersion.run(username, version); });
+    return { version, durable };
+  }
+
+  removeRosterItem(username: string, contact: string): { version: number; durable: Promise<void> } {
+    const version = this.nextVersion(username);
+    const durable = this.enqueue('roster', () => { this.s.delItem.run(username, contact); this.s.setVersion.run(username, version); });
+    return { version, durable };
+  }
+
+  // ---- pending-in subscription requests ----
+
+  getPendingIn(username: string): { contact: string; stanza: string }[] {
+    this.sync('pending');
+    return this.s.pendingIn.all(username) as { contact: string; stanza: string }[];
+  }
+
+  hasPendingIn(username: string, contact: string): boolean {
+    this.sync('pending');
+    return this.s.hasPendingIn.get(username, contact) === 1;
+  }
+
+  addPendingIn(username: string, contact: string, stanza: string): Promise<void> {
+    return this.enqueue('pending', () => this.s.addPendingIn.run(username, contact, stanza));
+  }
+
+  removePendingIn(username: string, contact: string): Promise<void> {
+    return this.enqueue('pending', () => this.s.delPendingIn.run(username, contact));
+  }
+
+  // ---- offline messages ----
+
+  countOffline(username: string): number {
+    let n = this.offlineCounts.get(username);
+    if (n === undefined) {
+      this.sync('offline');
+      n = this.s.countOffline.get(username) as number;
+      this.offlineCounts.set(username, n);
+    }
+    return n;
+  }
+
+  storeOffline(username: string, stanza: string): Promise<void> {
+    this.offlineCounts.set(username, this.countOffline(username) + 1);
+    const stamp = Date.now();
+    return this.enqueue('offline', () => this.s.storeOffline.run(username, stanza, stamp));
+  }
+
+  takeOffline(username: string): string[] {
+    this.sync('offline');
+    const rows = this.s.offline.all(username) as { id: number; stanza: string }[];
+    if (rows.length === 0) return [];
+    const last = rows[rows.length - 1]!.id;
+    this.offlineCounts.set(username, 0);
+    void this.enqueue('offline', () => this.s.delOffline.run(username, last));
+    return rows.map((r) => r.stanza);
+  }
+
+  // ---- vcard ----
+
+  getVcard(username: string): string | undefined {
+    this.sync('vcard');
+    return this.s.vcard.get(username) as string | undefined;
+  }
+
+  setVcard(username: string, xml: string): Promise<void> {
+    return this.enqueue('vcard', () => this.s.setVcard.run(username, xml));
+  }
+
+  // ---- invites: rare, committed at once ----
+
+  async createInvite(token: string, ttlSeconds: number): Promise<Invite> {
+    const now = Date.now();
+    const inv = { token, createdAt: now, expiresAt: now + ttlSeconds * 1000 };
+    this.s.addInvite.run(token, inv.createdAt, inv.expiresAt);
+    return inv;
+  }
+
+  checkInvite(token: string): boolean {
+    const r = this.s.invite.get(token) as { expires_at: number; used_by: string | null } | undefined;
+    return !!r && r.used_by === null && r.expires_at > Date.now();
+  }
+
+  consumeInvite(token: string, username: string): boolean {
+    if (!this.checkInvite(token)) return false;
+    return this.s.useInvite.run(username, Date.now(), token).changes === 1;
+  }
+
+  listInvites(): Invite[] {
+    return (this.s.invites.all() as { token: string; created_at: number; expires_at: number; used_by: string | null }[])
+      .map((r) => ({ token: r.token, createdAt: r.created_at, expiresAt: r.expires_at, usedBy: r.used_by ?? undefined }));
+  }
+}

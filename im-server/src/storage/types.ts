@@ -1,0 +1,76 @@
+// The storage seam: SQLite now (sqlite.ts), PostgreSQL for a fleet later.
+// Writes return a promise that settles when the write is durable (committed and fsynced);
+// reads see every write made before them.
+
+export interface ScramCredentials {
+  salt: Buffer;
+  iterations: number;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}
+
+export interface Account {
+  username: string;
+  sha1: ScramCredentials;
+  sha256: ScramCredentials;
+}
+
+export type Subscription = 'none' | 'to' | 'from' | 'both';
+
+export interface RosterItem {
+  contact: string;
+  name?: string | undefined;
+  subscription: Subscription;
+  /** Pending-out: we asked for the contact's presence and wait for an answer. */
+  ask: boolean;
+  groups: string[];
+}
+
+export interface Invite {
+  token: string;
+  createdAt: number;
+  expiresAt: number;
+  usedBy?: string | undefined;
+}
+
+export interface Storage {
+  getAccount(username: string): Account | undefined;
+  /** false when the username is taken. Durable when it resolves. */
+  createAccount(account: Account): Promise<boolean>;
+  setCredentials(account: Account): Promise<void>;
+  /** Removes the account and everything stored for it. */
+  deleteAccount(username: string): Promise<void>;
+  listAccounts(): string[];
+
+  getRoster(username: string): { version: number; items: RosterItem[] };
+  getRosterItem(username: string, contact: string): RosterItem | undefined;
+  /** Returns the new roster version at once; `durable` settles on commit. */
+  setRosterItem(username: string, item: RosterItem): { version: number; durable: Promise<void> };
+  removeRosterItem(username: string, contact: string): { version: number; durable: Promise<void> };
+
+  /** Subscription requests waiting for the user's answer (RFC 6121 pending-in). */
+  getPendingIn(username: string): { contact: string; stanza: string }[];
+  hasPendingIn(username: string, contact: string): boolean;
+  addPendingIn(username: string, contact: string, stanza: string): Promise<void>;
+  removePendingIn(username: string, contact: string): Promise<void>;
+
+  countOffline(username: string): number;
+  storeOffline(username: string, stanza: string): Promise<void>;
+  /** Offline messages in arrival order; they are deleted (durably, in the next batch). */
+  takeOffline(username: string): string[];
+
+  getVcard(username: string): string | undefined;
+  setVcard(username: string, xml: string): Promise<void>;
+
+  createInvite(token: string, ttlSeconds: number): Promise<Invite>;
+  /** True (and marks it used) when the token exists, is unused and not expired. */
+  checkInvite(token: string): boolean;
+  consumeInvite(token: string, username: string): boolean;
+  listInvites(): Invite[];
+
+  /** Settles when every write queued so far is durable. */
+  barrier(): Promise<void>;
+  /** Commits what is queued now. */
+  flush(): void;
+  close(): void;
+}

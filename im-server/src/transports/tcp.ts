@@ -1,0 +1,67 @@
+// XMPP over TCP (RFC 6120) with STARTTLS.
+import { createServer, type Server, type Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Transport } from '../core/c2s.js';
+import type { Host } from '../core/host.js';
+import type { Streams } from '../core/streams.js';
+import { NS } from '../core/stanza.js';
+
+class TcpTransport implements Transport {
+  readonly kind = 'tcp' as const;
+  secure = false;
+  socket: Socket;
+  readonly address: string;
+
+  constructor(socket: Socket, private readonly context: SecureContext, private readonly onData: (s: string) => void, private readonly onError: (e: Error) => void) {
+    this.socket = socket;
+    this.address = socket.remoteAddress ?? 'unknown';
+  }
+
+  write(data: string): void {
+    if (!this.socket.destroyed) this.socket.write(data);
+  }
+
+  buffered(): number {
+    return this.socket.writableLength;
+  }
+
+  startTls(done: () => void): void {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    const tls = new TLSSocket(raw, { isServer: true, secureContext: this.context });
+    tls.setEncoding('utf8');
+    tls.on('data', this.onData);
+    tls.on('error', this.onError);
+    tls.once('secure', done);
+    this.socket = tls;
+    this.secure = true;
+  }
+
+  end(): void {
+    const s = this.socket;
+    s.end();
+    // Peers that never close their side are cut off.
+    setTimeout(() => s.destroy(), 5000).unref();
+  }
+}
+
+export function startTcp(host: Host, streams: Streams, context: SecureContext): Server {
+  const server = createServer({ noDelay: true }, (socket) => {
+    socket.setEncoding('utf8');
+    let stream: ReturnType<Streams['accept']>;
+    const onError = (e: Error): void => { host.log.debug({ err: e.message }, 'tcp socket error'); transport.socket.destroy(); socket.destroy(); };
+    const transport = new TcpTransport(socket, context, (d) => stream?.feed(d), onError);
+    stream = streams.accept(transport);
+    if (!stream) {
+      socket.end(`<?xml version='1.0'?><stream:stream xmlns="jabber:client" xmlns:stream="${NS.stream}" version="1.0" from="${host.domain}">` +
+        `<stream:error><policy-violation xmlns="${NS.streams}"/><text xmlns="${NS.streams}">too many connections from your address</text></stream:error></stream:stream>`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    socket.on('data', (d: string) => stream!.feed(d));
+    socket.on('error', onError);
+    socket.on('close', () => stream!.disconnected());
+  });
+  server.on('error', (e) => host.log.error({ err: e.message }, 'tcp listener error'));
+  return server;
+}
