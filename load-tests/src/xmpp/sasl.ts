@@ -46,7 +46,8 @@ function parseAttrs(msg: string): Map<string, string> {
   return m;
 }
 
-export function createSasl(mechanism: Mechanism, username: string, password: string): SaslSession {
+/** `cnonce` is for test vectors only; by default 18 random bytes. */
+export function createSasl(mechanism: Mechanism, username: string, password: string, cnonce = randomBytes(18).toString('base64')): SaslSession {
   if (mechanism === 'PLAIN') {
     return {
       mechanism,
@@ -58,7 +59,6 @@ export function createSasl(mechanism: Mechanism, username: string, password: str
     };
   }
   const hash = mechanism === 'SCRAM-SHA-1' ? 'sha1' : 'sha256';
-  const cnonce = randomBytes(18).toString('base64');
   const clientFirstBare = `n=${saslname(username)},r=${cnonce}`;
   let serverSignature: Buffer | undefined;
   const H = (b: Buffer) => createHash(hash).update(b).digest();

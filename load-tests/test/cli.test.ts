@@ -1,0 +1,69 @@
+// The runner as an admin uses it: a subprocess against a real Prosody; exit codes and summary.
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startProsody, prosodyAvailable, type Peer } from '../src/peers/prosody.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+let peer: Peer | undefined;
+
+test.before(async () => {
+  if (!prosodyAvailable()) throw new Error('prosody is not installed: apt-get install prosody (npm run setup does it)');
+  peer = await startProsody();
+});
+test.after.always(async () => {
+  await peer?.stop();
+});
+
+function load(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import=tsx', join(root, 'src/cli.ts'), ...args], { cwd: root, timeout: 90_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const target = () => ['--host', '127.0.0.1', '--port', String(peer!.c2sPort), '--domain', peer!.domain, '--ws', peer!.wsUrl, '--tls-ca', peer!.caFile, '--no-progress'];
+
+test('chat over TCP and WebSocket meets sane thresholds, writes the JSON summary, and removes its accounts', async (t) => {
+  const json = join(mkdtempSync(join(tmpdir(), 'lt-')), 'summary.json');
+  const r = await load([...target(), '--users', '6', '--duration', '3s', '--ramp', '1s', '--think', '100ms', '--user-prefix', 'clitest_',
+    '--threshold', 'delivery_p95<2000', '--threshold', 'errors==0', '--threshold', 'messages_received>20', '--summary-json', json]);
+  t.is(r.code, 0, r.stdout + r.stderr);
+  t.regex(r.stdout, /all thresholds met/);
+  const s = JSON.parse(readFileSync(json, 'utf8'));
+  t.true(s.passed);
+  t.true(s.metrics.delivery.count > 20);
+  for (const k of ['p50', 'p90', 'p95', 'p99', 'max']) t.is(typeof s.metrics.delivery[k], 'number');
+  t.is(s.metrics.messages_lost.count, 0);
+  t.true(s.metrics.connect_tcp.count > 0 && s.metrics.connect_ws.count > 0, 'both transports used');
+  // The accounts are gone: the same names can be registered again.
+  const again = await load([...target(), '--users', '2', '--duration', '1s', '--user-prefix', 'clitest_', '--threshold', 'errors==0']);
+  t.is(again.code, 0, again.stdout + again.stderr);
+});
+
+test('an impossible threshold makes the exit code non-zero and the summary names it', async (t) => {
+  const r = await load([...target(), '--users', '4', '--duration', '2s', '--think', '100ms', '--transport', 'tcp', '--threshold', 'delivery_p95<0', '--threshold', 'errors==0']);
+  t.is(r.code, 99, r.stdout + r.stderr);
+  t.regex(r.stdout, /FAIL\s+delivery_p95<0/);
+  t.regex(r.stdout, /PASS\s+errors==0/);
+  t.regex(r.stdout, /FAILED: 1 threshold\(s\) not met: delivery_p95<0/);
+});
+
+test('bad usage exits 2 with a clear message', async (t) => {
+  const r = await load(['--domain', 'x', '--threshold', 'delivery_p95 about 5']);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /bad threshold/);
+  const r2 = await load(['--domain', 'x', '--tls-ca', '/nonexistent', '--insecure']);
+  t.is(r2.code, 2);
+  t.regex(r2.stderr, /not both/);
+});
+
+test('a server that refuses the accounts makes the run fail with a hint, not a pass', async (t) => {
+  const r = await load([...target(), '--users', '2', '--duration', '1s', '--no-register', '--user-prefix', 'nobody_', '--password', 'x', '--threshold', 'errors==0']);
+  t.is(r.code, 99, r.stdout + r.stderr);
+  t.regex(r.stdout, /not-authorized/);
+});
