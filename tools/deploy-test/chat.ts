@@ -1,0 +1,58 @@
+// Two users on a deployed site, with @xmpp/client (a client no one here wrote): register
+// (in-band) or log in, over TCP 5222 with STARTTLS and over wss:// behind nginx, and exchange
+// messages both ways. Run as a child process with NODE_EXTRA_CA_CERTS set to the site CA, so
+// TLS is verified for real. Prints one JSON line with what happened.
+import { client, xml } from "@xmpp/client";
+
+const [domain, tcpService, wsService, prefix] = process.argv.slice(2);
+if (!domain || !tcpService || !wsService || !prefix) {
+  console.error("usage: chat.ts DOMAIN xmpp://HOST:PORT wss://HOST:PORT/xmpp-websocket USER_PREFIX");
+  process.exit(64);
+}
+
+type Client = ReturnType<typeof client>;
+
+/** Logs in; with `register`, first creates the account in-band (XEP-0077) on the same stream. */
+async function login(service: string, username: string, password: string, resource: string, register: boolean): Promise<Client> {
+  const c = client({
+    service, domain, resource,
+    credentials: async (authenticate: (c: { username: string; password: string }, m: string) => Promise<void>, mechanisms: string[]) => {
+      if (register) await c.iqCaller.set(xml("query", { xmlns: "jabber:iq:register" }, xml("username", {}, username), xml("password", {}, password)));
+      await authenticate({ username, password }, mechanisms[0]!);
+    },
+  });
+  c.reconnect.stop();
+  c.on("error", () => {});
+  await c.start();
+  await c.send(xml("presence"));
+  return c;
+}
+
+function nextMessage(c: Client, timeoutMs = 60_000): Promise<{ from: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no message within 60 s")), timeoutMs);
+    const onStanza = (s: { is(n: string): boolean; attrs: Record<string, string>; getChildText(n: string): string | null }) => {
+      if (s.is("message") && s.getChildText("body")) {
+        clearTimeout(timer);
+        c.off("stanza", onStanza);
+        resolve({ from: s.attrs["from"] ?? "", body: s.getChildText("body") ?? "" });
+      }
+    };
+    c.on("stanza", onStanza);
+  });
+}
+
+const alice = `${prefix}-alice`;
+const bob = `${prefix}-bob`;
+const register = process.env["CHAT_LOGIN_ONLY"] !== "1";
+const password = process.env["CHAT_PASSWORD"] ?? `pw-${prefix}`;
+const a = await login(tcpService, alice, password, "laptop", register);
+const b = await login(wsService, bob, password, "browser", register);
+const toBob = nextMessage(b);
+await a.send(xml("message", { to: `${bob}@${domain}`, type: "chat" }, xml("body", {}, "hello over STARTTLS")));
+const gotByBob = await toBob;
+const toAlice = nextMessage(a);
+await b.send(xml("message", { to: `${alice}@${domain}`, type: "chat" }, xml("body", {}, "hello over wss")));
+const gotByAlice = await toAlice;
+await Promise.all([a.stop(), b.stop()]);
+console.log(JSON.stringify({ alice, bob, password, gotByBob, gotByAlice }));

@@ -1,0 +1,155 @@
+// The deploy test (issue 5): the real Pulumi engine deploys the real blueprint onto the emulated
+// Pi, and the result is checked from outside, as an admin would. Steps run in order; each
+// builds on the one before, so the test is one serial story.
+import test from "ava";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BoardState, rebootBoard, sshExec, startBoard, stopBoard } from "../qemu-pi/board.ts";
+import { chat, httpsGet, probe } from "./checks.ts";
+import { Project } from "./project.ts";
+
+const PROBE_PORT = 8080; // forwarded, but not declared: must stay closed until config opens it
+const DOMAIN = "pi-im.test";
+let board: BoardState;
+let project: Project;
+let ca = "";
+const t0 = Date.now();
+const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
+
+async function onBoard(command: string): Promise<string> {
+  const r = await sshExec(board, command, { timeoutMs: 300_000 });
+  if (r.code !== 0) throw new Error(`on the board: ${command}\nexit ${r.code}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+async function up(label: string): Promise<void> {
+  const r = await project.pulumi(["up", "--yes", "--skip-preview"]);
+  if (r.code !== 0) throw new Error(`pulumi up (${label}) failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`);
+  console.error(`    pulumi up (${label}) done at ${elapsed()}`);
+}
+
+async function changeSummary(): Promise<Record<string, number>> {
+  const r = await project.pulumi(["preview", "--json"]);
+  if (r.code !== 0) throw new Error(`pulumi preview failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { changeSummary: Record<string, number> }).changeSummary;
+}
+
+test.before(async () => {
+  process.env["PI_IM_QEMU_EXTRA_PORTS"] = String(PROBE_PORT);
+  // Its own state folder: a board someone started by hand (npm run qemu:start) is left alone.
+  board = await startBoard({ stateDir: mkdtempSync(join(tmpdir(), "pi-im-board-")) });
+  console.error(`    board up at ${elapsed()}: ssh ${board.ssh}, https ${board.https}, xmpp ${board.xmpp}`);
+  project = new Project("qemu", { PI_IM_SSH_KEY_FILE: board.key });
+  await project.init();
+  const port = await project.pulumi(["config", "set", "--path", "pi-im:pis[0].port", String(board.ssh)]);
+  if (port.code !== 0) throw new Error(port.stderr);
+});
+
+test.after.always(async () => {
+  if (board) await stopBoard(board);
+});
+
+test("1. pulumi up deploys the bare board", async (t) => {
+  await up("first");
+  const outputs = JSON.parse((await project.pulumi(["stack", "output", "--json", "--show-secrets"])).stdout) as Record<string, unknown>;
+  ca = String(outputs["caCertificate"]);
+  t.true(ca.includes("BEGIN CERTIFICATE"), "the stack exports the site CA certificate");
+});
+
+test("2. the firewall denies by default and opens only the declared ports", async (t) => {
+  const status = await onBoard("sudo ufw status verbose");
+  t.regex(status, /Status: active/);
+  t.regex(status, /Default: deny \(incoming\)/);
+  const ports = new Set([...status.matchAll(/^(\d+)(?:\/tcp)?\s+(?:\(v6\)\s+)?(?:ALLOW|LIMIT)/gm)].map((m) => Number(m[1])));
+  t.deepEqual([...ports].sort((a, b) => a - b), [22, 80, 443, 5222]);
+
+  // A listener behind an undeclared port: seen from the host it must not answer.
+  await onBoard(`sudo sh -c 'nohup timeout 600 python3 -m http.server ${PROBE_PORT} >/dev/null 2>&1 &'`);
+  await onBoard(`for i in $(seq 30); do curl -s -o /dev/null http://127.0.0.1:${PROBE_PORT}/ && exit 0; sleep 1; done; exit 1`);
+  t.is(await probe(board.forwards[String(PROBE_PORT)]!, "GET / HTTP/1.0\r\n\r\n"), "", "undeclared port is closed from outside");
+  t.regex(await probe(board.ssh, ""), /^SSH-2\.0-/, "ssh answers");
+  t.regex(await probe(board.http, "GET /health HTTP/1.0\r\nHost: pi-im.test\r\n\r\n"), /^HTTP\/1\.1 (301|308|200)/, "http answers");
+  t.regex(await probe(board.xmpp, `<?xml version='1.0'?><stream:stream to='${DOMAIN}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`), /<stream:stream|<\?xml/, "xmpp answers");
+});
+
+test("3. the USB disk is mounted at /mnt/storage from fstab, and still is after a reboot", async (t) => {
+  const byId = board.usbDisk.byId;
+  const device = (await onBoard(`readlink -f ${byId}`)).trim();
+  const mount = async () => (await onBoard("findmnt -no SOURCE,FSTYPE,OPTIONS /mnt/storage")).trim();
+  t.regex(await mount(), new RegExp(`^${device}\\s+ext4\\s+.*noatime`));
+  t.regex(await onBoard("grep /mnt/storage /etc/fstab"), /ext4\s+\S*nofail/);
+  await rebootBoard(board);
+  console.error(`    rebooted at ${elapsed()}`);
+  t.regex(await mount(), new RegExp(`^${device}\\s+ext4`), "mounted again after reboot");
+});
+
+test("4. the IM node is healthy (also after the reboot) and nginx serves HTTPS with the site certificate", async (t) => {
+  let ps = "";
+  for (let i = 0; i < 60; i++) {
+    ps = await onBoard("sudo docker ps --format '{{.Names}} {{.Status}}'");
+    if (/node.*\(healthy\)/.test(ps) && /nginx/.test(ps) && !/starting|unhealthy/.test(ps)) break;
+    await new Promise((r) => setTimeout(r, 5000));
+  }
+  t.regex(ps, /node\S*\s+Up .*\(healthy\)/, ps);
+  const health = await httpsGet(board.https, DOMAIN, ca, "/health");
+  t.true(health.authorized, `certificate verified against the site CA: ${health.error}`);
+  t.regex(health.subjectAltName ?? "", new RegExp(`DNS:${DOMAIN.replace(".", "\\.")}`));
+  t.is(health.status, 200);
+});
+
+test("5. two users register and chat through 5222 (STARTTLS) and wss://.../xmpp-websocket", async (t) => {
+  const r = await chat({ domain: DOMAIN, xmppPort: board.xmpp, httpsPort: board.https, ca, prefix: "deploy" });
+  t.is(r.gotByBob.body, "hello over STARTTLS");
+  t.true(r.gotByBob.from.startsWith(`${r.alice}@${DOMAIN}/`));
+  t.is(r.gotByAlice.body, "hello over wss");
+});
+
+test("6. the backup cron line is installed; backup makes a snapshot and restore brings it back", async (t) => {
+  t.regex(await onBoard("cat /etc/cron.d/pi-im-backup"), /^0 2 \* \* \* root .*pi-im-backup/m);
+  await onBoard("sudo /usr/local/sbin/pi-im-backup");
+  const status = JSON.parse(await onBoard("sudo cat /var/lib/pi-im/backup-status.json")) as { status?: string; result?: string };
+  t.is(status.status ?? status.result, "ok");
+  const list = (await onBoard("sudo /usr/local/sbin/pi-im-restore --list")).trim().split("\n");
+  t.true(list.length >= 1 && /^\d{8}T\d{6}Z$/.test(list.at(-1)!), list.join("\n"));
+  await onBoard("sudo /usr/local/sbin/pi-im-restore --yes latest");
+  // The accounts made before the backup log in again after the restore.
+  let r;
+  for (let i = 0; i < 24; i++) {
+    try { r = await chat({ domain: DOMAIN, xmppPort: board.xmpp, httpsPort: board.https, ca, prefix: "deploy", loginOnly: true }); break; } catch { await new Promise((res) => setTimeout(res, 5000)); }
+  }
+  t.is(r?.gotByAlice.body, "hello over wss", "restored accounts work");
+});
+
+test("7. a second pulumi up changes nothing", async (t) => {
+  t.deepEqual(Object.keys(await changeSummary()), ["same"]);
+  const r = await project.pulumi(["up", "--yes", "--expect-no-changes"]);
+  t.is(r.code, 0, r.stdout.slice(-3000));
+});
+
+test("8. one more firewall port updates only the firewall", async (t) => {
+  const set = await project.pulumi(["config", "set", "--path", "pi-im:firewall.extra[0].port", String(PROBE_PORT)]);
+  t.is(set.code, 0, set.stderr);
+  const preview = await project.pulumi(["preview", "--json"]);
+  const steps = (JSON.parse(preview.stdout) as { steps: Array<{ op: string; urn: string }> }).steps.filter((s) => s.op !== "same");
+  t.true(steps.length > 0);
+  t.true(steps.every((s) => /firewall/i.test(s.urn)), steps.map((s) => `${s.op} ${s.urn}`).join("\n"));
+  await up("firewall change");
+  t.regex(await onBoard("sudo ufw status"), new RegExp(`^${PROBE_PORT}(/tcp)?\\s+ALLOW`, "m"));
+  t.regex(await probe(board.forwards[String(PROBE_PORT)]!, "GET / HTTP/1.0\r\n\r\n"), /^HTTP\/1\.0 200/, "the new port answers from outside");
+});
+
+test("9. pulumi destroy leaves no containers, compose project, cron line, ufw rules of ours or mount", async (t) => {
+  const r = await project.pulumi(["destroy", "--yes", "--skip-preview"]);
+  t.is(r.code, 0, `${r.stdout.slice(-6000)}\n${r.stderr}`);
+  t.is((await onBoard("sudo docker ps -aq --filter label=com.docker.compose.project=pi-im")).trim(), "");
+  t.is((await onBoard("sudo docker ps -aq")).trim(), "", "no containers at all");
+  t.is((await onBoard("test -e /etc/cron.d/pi-im-backup && echo present || echo gone")).trim(), "gone");
+  t.notRegex(await onBoard("sudo ufw status"), /pi-im/);
+  t.is((await onBoard("findmnt -n /mnt/storage || true")).trim(), "");
+  t.notRegex(await onBoard("cat /etc/fstab"), /\/mnt\/storage/);
+  const state = JSON.parse((await project.pulumi(["stack", "export"])).stdout) as { deployment: { resources?: unknown[] } };
+  t.is(state.deployment.resources?.length ?? 0, 0);
+  console.error(`    deploy test finished at ${elapsed()}`);
+});
+

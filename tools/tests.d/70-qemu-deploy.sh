@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The deploy test: `pulumi up` onto the emulated Pi (tools/qemu-pi), checked from outside, then
+# 0 changes on a second up, a config change, and destroy. See tools/deploy-test/deploy.test.ts.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+exec npx ava --config tools/deploy-test/ava.config.mjs
