@@ -94,7 +94,7 @@ export type XmppClient = Client & { received: Element[] };
 export function makeClient(server: TestServer, o: ClientOptions): XmppClient {
   const service = o.transport === 'ws' ? `ws://127.0.0.1:${server.httpPort}/xmpp-websocket` : `xmpp://127.0.0.1:${server.c2sPort}`;
   const c = client({
-    service, domain: 'localhost', resource: o.resource,
+    service, domain: 'localhost', resource: o.resource, timeout: 15_000,
     credentials: async (authenticate: (c: { username: string; password: string }, m: string) => Promise<void>, mechanisms: string[]) => {
       if (o.register) {
         if (o.invite) await c.iqCaller.set(xml('preauth', { xmlns: 'urn:xmpp:pars:0', token: o.invite }));
@@ -215,3 +215,47 @@ export async function rawSecure(port: number): Promise<RawConn> {
 }
 
 export const uniq = (p: string): string => `${p}${Math.random().toString(36).slice(2, 8)}`;
+
+// ---- a minimal SCRAM-SHA-256 client for raw streams (@xmpp/client only speaks SCRAM-SHA-1) ----
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+
+export async function rawScramSha256(c: RawConn, username: string, password: string): Promise<boolean> {
+  const cnonce = randomBytes(12).toString('base64');
+  const first = `n=${username},r=${cnonce}`;
+  c.data = '';
+  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>${Buffer.from('n,,' + first).toString('base64')}</auth>`);
+  const got = await c.until(/<\/challenge>|<\/failure>|<failure[^>]*\/>/);
+  const ch = /<challenge[^>]*>([^<]*)<\/challenge>/.exec(got);
+  if (!ch) return false;
+  const serverFirst = Buffer.from(ch[1]!, 'base64').toString();
+  const attrs = Object.fromEntries(serverFirst.split(',').map((p) => [p[0], p.slice(2)]));
+  const salted = pbkdf2Sync(password, Buffer.from(attrs.s!, 'base64'), Number(attrs.i), 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const stored = createHash('sha256').update(clientKey).digest();
+  const finalNoProof = `c=biws,r=${attrs.r}`;
+  const authMessage = `${first},${serverFirst},${finalNoProof}`;
+  const sig = createHmac('sha256', stored).update(authMessage).digest();
+  const proof = Buffer.from(clientKey.map((b, i) => b ^ sig[i]!));
+  c.data = '';
+  c.send(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${Buffer.from(`${finalNoProof},p=${proof.toString('base64')}`).toString('base64')}</response>`);
+  const res = await c.until(/<\/success>|<success[^>]*\/>|<\/failure>/);
+  const ok = /<success[^>]*>([^<]*)<\/success>/.exec(res);
+  if (!ok) return false;
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  const expected = 'v=' + createHmac('sha256', serverKey).update(authMessage).digest('base64');
+  if (Buffer.from(ok[1]!, 'base64').toString() !== expected) throw new Error('server signature does not verify');
+  return true;
+}
+
+/** Raw TCP + STARTTLS + SCRAM-SHA-256 + bind: a session that answers nothing on its own. */
+export async function rawLogin(port: number, username: string, password: string): Promise<RawConn> {
+  const c = await rawSecure(port);
+  if (!(await rawScramSha256(c, username, password))) throw new Error('login failed: ' + c.data);
+  c.data = '';
+  c.send(streamHeader);
+  await c.until('</stream:features>');
+  c.send(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>raw</resource></bind></iq>`);
+  await c.until(/<jid>[^<]+<\/jid>/);
+  c.data = '';
+  return c;
+}
