@@ -135,6 +135,9 @@ export async function benchServer(peer: Peer, o: BenchOptions): Promise<BenchRes
     mechanism: 'auto', timeoutMs: 60_000, sourceAddresses: o.sourceAddresses,
   };
   const log = (s: string) => o.log(`[${peer.name}] ${s}`);
+  // The bench shares the machine: a busy neighbour (a QEMU guest, a test suite) skews every figure.
+  const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  r.notes.push(`load average at start ${load()}`);
   const password = 'bench-password';
   const name = (i: number) => `b${i}`;
   const clients: Array<XmppClient | undefined> = new Array(o.connections);
@@ -242,6 +245,8 @@ export async function benchServer(peer: Peer, o: BenchOptions): Promise<BenchRes
         r.fsyncSource = 'pi_im_storage_fsyncs_total during saturation';
       }
     }
+
+    r.notes.push(`load average after the message phases ${load()}`);
 
     // 4. fsync probe with strace (both servers, same load: the fixed rate for 3 s).
     if (o.strace) {
