@@ -66,8 +66,14 @@ export async function run(o: RunOptions, parseThink: (s: string) => Range): Prom
 
   const count = o.executor === 'ramping-vus' ? maxTarget(o.stages) : o.users;
   const scenarios = assignScenarios(o.mix, count);
-  const transportOf = (i: number): Transport => (o.transport === 'both' ? (i % 2 ? 'ws' : 'tcp') : o.transport);
-  for (let i = 0; i < count; i++) ctx.vus.push(new Vu(i, `${o.userPrefix}${i}`, o.password, transportOf(i), scenarios[i]!, o.target.domain));
+  // With both transports, alternate within each scenario so every scenario uses both.
+  const perScenario = new Map<Scenario, number>();
+  const transportOf = (s: Scenario): Transport => {
+    const k = perScenario.get(s) ?? 0;
+    perScenario.set(s, k + 1);
+    return o.transport === 'both' ? (k % 2 ? 'ws' : 'tcp') : o.transport;
+  };
+  for (let i = 0; i < count; i++) ctx.vus.push(new Vu(i, `${o.userPrefix}${i}`, o.password, transportOf(scenarios[i]!), scenarios[i]!, o.target.domain));
   const thinkCache = new Map<Scenario, Range>();
   const thinkOf: ThinkOf = (s) => {
     if (o.think) return o.think.sample();

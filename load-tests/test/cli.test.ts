@@ -1,7 +1,7 @@
 // The runner as an admin uses it: a subprocess against a real Prosody; exit codes and summary.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,7 +46,9 @@ test('chat over TCP and WebSocket meets sane thresholds, writes the JSON summary
 });
 
 test('an impossible threshold makes the exit code non-zero and the summary names it', async (t) => {
-  const r = await load([...target(), '--users', '4', '--duration', '2s', '--think', '100ms', '--transport', 'tcp', '--threshold', 'delivery_p95<0', '--threshold', 'errors==0']);
+  const file = join(mkdtempSync(join(tmpdir(), 'lt-')), 'thresholds.txt');
+  writeFileSync(file, '# nothing is delivered in no time\ndelivery_p95<0\n');
+  const r = await load([...target(), '--users', '4', '--duration', '2s', '--think', '100ms', '--transport', 'tcp', '--thresholds-file', file, '--threshold', 'errors==0']);
   t.is(r.code, 99, r.stdout + r.stderr);
   t.regex(r.stdout, /FAIL\s+delivery_p95<0/);
   t.regex(r.stdout, /PASS\s+errors==0/);
