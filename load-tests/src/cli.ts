@@ -200,6 +200,14 @@ async function main(): Promise<number> {
     }
     throw e;
   }
+  // First Ctrl-C ends the load early but still removes the accounts and prints the summary (like k6).
+  const abort = new AbortController();
+  opts.signal = abort.signal;
+  process.on('SIGINT', () => {
+    if (abort.signal.aborted) process.exit(130);
+    process.stderr.write('\nstopping: removing test accounts and printing the summary (Ctrl-C again to quit now)\n');
+    abort.abort();
+  });
   let result;
   try {
     result = await run(opts, (x) => parseRange(x));

@@ -33,6 +33,8 @@ export interface RunOptions {
   /** Grace for in-flight messages at the end. */
   drainMs: number;
   progress: boolean;
+  /** Aborting ends the load phase early (Ctrl-C); accounts are still removed and the summary printed. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -167,7 +169,7 @@ async function rampingVus(ctx: RunContext, o: RunOptions, thinkOf: ThinkOf, runn
   const t0 = performance.now();
   for (;;) {
     const t = performance.now() - t0;
-    if (t >= total) break;
+    if (t >= total || o.signal?.aborted) break;
     const want = targetAt(o.stages, t);
     while (active.length < want && free.length > 0) {
       const vu = free.pop()!;
@@ -208,13 +210,12 @@ async function constantArrivalRate(ctx: RunContext, o: RunOptions, running: Set<
     })();
     return p;
   });
-  const remaining = o.rampMs - (performance.now() - startT);
-  if (remaining > 0) await sleep(remaining);
+  while (performance.now() - startT < o.rampMs && !o.signal?.aborted) await sleep(50);
   const t0 = performance.now();
   let launched = 0;
   for (;;) {
     const t = performance.now() - t0;
-    if (t >= o.durationMs) break;
+    if (t >= o.durationMs || o.signal?.aborted) break;
     const due = Math.floor((t / 1000) * o.rate);
     for (; launched < due; launched++) {
       const vu = idle.pop();

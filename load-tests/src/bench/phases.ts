@@ -48,6 +48,8 @@ export interface BenchResult {
   rssBaseKiB?: number;
   rssIdleKiB?: number;
   rssPerIdleConnKiB?: number;
+  /** The load generator's own memory per connection (TLS socket, parser, client state). */
+  clientRssPerConnKiB?: number;
   fixedRate?: { rate: number; sent: number; delivered: number; lost: number } & LatencyFigures;
   saturation?: { messages: number; seconds: number; msgsPerSec: number; serverCpuSeconds: number; serverCpuPer1000: number; clientCpuPer1000: number } & LatencyFigures;
   fsyncsPerSec?: number;
@@ -167,6 +169,7 @@ export async function benchServer(peer: Peer, o: BenchOptions): Promise<BenchRes
     // 2. Idle connections.
     log(`logging in ${o.connections} connections (${o.transport}, ${o.concurrency} at a time)`);
     const metrics = new Metrics();
+    const clientRss0 = process.memoryUsage().rss;
     let firstLoginError = '';
     t0 = performance.now();
     await pool(o.connections, o.concurrency, async (i) => {
@@ -187,7 +190,10 @@ export async function benchServer(peer: Peer, o: BenchOptions): Promise<BenchRes
     const open = clients.filter((c): c is XmppClient => Boolean(c?.isOpen));
     r.connectionsHeld = open.length;
     r.rssIdleKiB = rssKiB(peer.pid);
-    if (open.length) r.rssPerIdleConnKiB = round((r.rssIdleKiB - r.rssBaseKiB) / open.length);
+    if (open.length) {
+      r.rssPerIdleConnKiB = round((r.rssIdleKiB - r.rssBaseKiB) / open.length);
+      r.clientRssPerConnKiB = round((process.memoryUsage().rss - clientRss0) / 1024 / open.length);
+    }
 
     // 3. Messages between pairs of the held connections.
     const s = Math.min(o.senders, Math.floor(open.length / 2));

@@ -9,6 +9,7 @@ const ROWS: Row[] = [
   ['registrations/s (IBR)', (r) => r.registrationsPerSec, 0, false],
   ['RSS with no connections (MiB)', (r) => (r.rssBaseKiB === undefined ? undefined : r.rssBaseKiB / 1024), 1, true],
   ['RSS per idle connection (KiB)', (r) => r.rssPerIdleConnKiB, 1, true],
+  ['load generator RSS per connection (KiB)', (r) => r.clientRssPerConnKiB, 1, true],
   ['delivered msgs/s at saturation', (r) => r.saturation?.msgsPerSec, 0, false],
   ['delivery p50 at saturation (ms)', (r) => r.saturation?.p50, 2, true],
   ['delivery p99 at saturation (ms)', (r) => r.saturation?.p99, 2, true],
@@ -35,7 +36,9 @@ export function renderBench(results: BenchResult[], o: BenchOptions, meta: { dat
     if (ratio) {
       const a = get(piim!);
       const b = get(prosody!);
-      cells.push(a !== undefined && b !== undefined && b !== 0 ? `${(a / b).toFixed(2)}×` : 'n/a');
+      // The load generator's own figures are not a property of the server: no ratio for them.
+      const own = /^(load generator|client)/.test(label);
+      cells.push(!own && a !== undefined && b !== undefined && b !== 0 ? `${(a / b).toFixed(2)}×` : own ? '' : 'n/a');
     }
     lines.push(`| ${cells.join(' | ')} |`);
   }
