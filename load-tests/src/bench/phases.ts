@@ -48,7 +48,10 @@ export interface BenchResult {
   rssBaseKiB?: number;
   rssIdleKiB?: number;
   rssPerIdleConnKiB?: number;
-  /** The load generator's own memory per connection (TLS socket, parser, client state). */
+  /**
+   * The load generator's own memory per connection (TLS socket, parser, client state). In the JSON
+   * only: the first server's run also pays the client process's one-time heap growth.
+   */
   clientRssPerConnKiB?: number;
   fixedRate?: { rate: number; sent: number; delivered: number; lost: number } & LatencyFigures;
   saturation?: { messages: number; seconds: number; msgsPerSec: number; serverCpuSeconds: number; serverCpuPer1000: number; clientCpuPer1000: number } & LatencyFigures;

@@ -9,7 +9,6 @@ const ROWS: Row[] = [
   ['registrations/s (IBR)', (r) => r.registrationsPerSec, 0, false],
   ['RSS with no connections (MiB)', (r) => (r.rssBaseKiB === undefined ? undefined : r.rssBaseKiB / 1024), 1, true],
   ['RSS per idle connection (KiB)', (r) => r.rssPerIdleConnKiB, 1, true],
-  ['load generator RSS per connection (KiB)', (r) => r.clientRssPerConnKiB, 1, true],
   ['delivered msgs/s at saturation', (r) => r.saturation?.msgsPerSec, 0, false],
   ['delivery p50 at saturation (ms)', (r) => r.saturation?.p50, 2, true],
   ['delivery p99 at saturation (ms)', (r) => r.saturation?.p99, 2, true],
