@@ -248,13 +248,13 @@ export async function rawScramSha256(c: RawConn, username: string, password: str
 }
 
 /** Raw TCP + STARTTLS + SCRAM-SHA-256 + bind: a session that answers nothing on its own. */
-export async function rawLogin(port: number, username: string, password: string): Promise<RawConn> {
+export async function rawLogin(port: number, username: string, password: string, resource = 'raw'): Promise<RawConn> {
   const c = await rawSecure(port);
   if (!(await rawScramSha256(c, username, password))) throw new Error('login failed: ' + c.data);
   c.data = '';
   c.send(streamHeader);
   await c.until('</stream:features>');
-  c.send(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>raw</resource></bind></iq>`);
+  c.send(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
   await c.until(/<jid>[^<]+<\/jid>/);
   c.data = '';
   return c;
