@@ -42,19 +42,25 @@ export const roster: Scenario = {
     const p = partnerOf(vu, ctx);
     if (!p || p === vu) throw new Error('the roster scenario needs at least two VUs (they subscribe to each other in pairs)');
     const partner = p.bare;
+    // Presence sent before we could see it live (before our subscription was approved, or before
+    // this login) reaches us later as current state, not as a broadcast: it is not latency.
+    let liveSince = Infinity;
+    const fromPartner = (from: string) => from === partner || from.startsWith(`${partner}/`);
     c.onPresence = (el) => {
       const type = el.attrs.type;
       const from = el.attrs.from ?? '';
       if (type === 'subscribe') c.sendPresence({ to: from, type: 'subscribed' });
-      else if (type === undefined && (from === partner || from.startsWith(`${partner}/`))) {
+      else if (type === 'subscribed' && fromPartner(from)) liveSince = Math.min(liveSince, nowMs());
+      else if (type === undefined && fromPartner(from)) {
         const status = el.child('status')?.text() ?? '';
         if (!status.startsWith(STATUS)) return;
         const t = Number(status.slice(STATUS.length));
         ctx.metrics.counter('presence_received', 'presence updates received from the partner').add();
-        if (Number.isFinite(t)) ctx.metrics.trend('presence_latency', 'partner presence broadcast latency, ms').add(nowMs() - t);
+        if (Number.isFinite(t) && t >= liveSince) ctx.metrics.trend('presence_latency', 'partner presence broadcast latency, ms').add(nowMs() - t);
       }
     };
     const items = await rosterGet(vu, ctx);
+    if (items > 0) liveSince = nowMs(); // subscribed in an earlier session
     ctx.metrics.gauge('roster_items', 'roster size seen at login').set(items);
     if (items === 0) {
       c.sendPresence({ to: partner, type: 'subscribe' });
