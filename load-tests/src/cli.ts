@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // k6-shaped XMPP load test. `npm run load -- --help` for the flags.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration, parseRange } from './duration.js';
 import { parseAddresses, type Target } from './context.js';
@@ -69,6 +69,9 @@ const OPTIONS = {
 
 export class UsageError extends Error {}
 
+/** Paths on the command line are relative to where the user typed it (npm -w changes the cwd). */
+export const userPath = (p: string) => resolve(process.env.INIT_CWD ?? process.cwd(), p);
+
 type Values = Record<string, string | boolean | string[] | undefined>;
 
 function int(v: string | undefined, name: string, def: number, min = 0): number {
@@ -85,7 +88,7 @@ function merged(argv: string[]): Values {
   if (typeof v.config !== 'string') return v;
   let file: Record<string, unknown>;
   try {
-    file = JSON.parse(readFileSync(v.config, 'utf8')) as Record<string, unknown>;
+    file = JSON.parse(readFileSync(userPath(v.config), 'utf8')) as Record<string, unknown>;
   } catch (e) {
     throw new UsageError(`--config ${v.config}: ${(e as Error).message}`);
   }
@@ -114,7 +117,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   let ca: Buffer | undefined;
   if (s('tls-ca')) {
     try {
-      ca = readFileSync(s('tls-ca')!);
+      ca = readFileSync(userPath(s('tls-ca')!));
     } catch (e) {
       throw new UsageError(`--tls-ca: cannot read ${s('tls-ca')}: ${(e as Error).message}`);
     }
@@ -159,7 +162,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
       return n;
     });
     for (const t of (v.threshold as string[] | undefined) ?? []) thresholds.push(parseThreshold(t));
-    if (s('thresholds-file')) thresholds.push(...parseThresholdList(readFileSync(s('thresholds-file')!, 'utf8')));
+    if (s('thresholds-file')) thresholds.push(...parseThresholdList(readFileSync(userPath(s('thresholds-file')!), 'utf8')));
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -185,7 +188,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     provisionConcurrency: int(s('provision-concurrency'), 'provision-concurrency', 50, 1),
     drainMs: dur('drain', '5s'),
     progress: !v['no-progress'],
-    summaryJson: s('summary-json'),
+    summaryJson: s('summary-json') === undefined ? undefined : userPath(s('summary-json')!),
   };
 }
 

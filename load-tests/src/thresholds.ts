@@ -58,8 +58,9 @@ export function parseThreshold(src: string): Threshold {
 /** Several thresholds separated by newlines or `;` (a thresholds file: one per line, # comments). */
 export function parseThresholdList(text: string): Threshold[] {
   return text
-    .split(/[\n;]/)
-    .map((l) => l.replace(/#.*/, '').trim())
+    .split('\n')
+    .flatMap((l) => l.replace(/#.*/, '').split(';'))
+    .map((l) => l.trim())
     .filter(Boolean)
     .map(parseThreshold);
 }

@@ -51,7 +51,7 @@ test('thresholds parse in our form and k6 form, with units', (t) => {
   t.like(parseThreshold('messages_received_rate>=10'), { metric: 'messages_received', agg: 'rate', op: '>=' });
   t.throws(() => parseThreshold('delivery_p95 about 500'), { message: /bad threshold/ });
   t.throws(() => parseThreshold('delivery_p0<5'), { message: /percentile/ });
-  t.is(parseThresholdList('errors==0 # none\n\n# comment\ndelivery_p95<500').length, 2);
+  t.is(parseThresholdList('errors==0 # none; really\n\n# a comment; with a semicolon\ndelivery_p95<500; connect_p95<2s').length, 3);
 });
 
 test('threshold evaluation fails on breach, unknown metric and empty trend', (t) => {

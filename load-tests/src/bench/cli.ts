@@ -1,7 +1,7 @@
 // `npm run bench`: the same 1:1 chat load against one pi-im node and a throw-away Prosody, in one run.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, cpus } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAddresses, type Transport } from '../context.js';
 import { startPiIm, REPO_ROOT } from '../peers/piim.js';
@@ -97,7 +97,7 @@ async function main(): Promise<number> {
   const date = new Date().toISOString();
   const md = renderBench(results, o, { date, host: `${hostname()}, ${cpus().length} cores, Node ${process.version}` });
   process.stdout.write(`\n${md}`);
-  const dir = (v.out as string | undefined) ?? join(REPO_ROOT, 'load-tests', 'results');
+  const dir = v.out === undefined ? join(REPO_ROOT, 'load-tests', 'results') : resolve(process.env.INIT_CWD ?? process.cwd(), v.out as string);
   mkdirSync(dir, { recursive: true });
   const stamp = date.replace(/[:.]/g, '-');
   const json = JSON.stringify({ date, options: { ...o, log: undefined }, results }, null, 2);
