@@ -10,7 +10,7 @@ import { benchServer, type BenchOptions, type BenchResult } from './phases.js';
 import { renderBench } from './report.js';
 
 const USAGE = `usage: npm run bench -- [--connections 2000] [--messages 50000] [--senders 200] [--window 10]
-         [--rate 1000] [--rate-seconds 10] [--message-size 100] [--transport tcp|ws] [--servers pi-im,prosody]
+         [--rate 1000] [--rate-seconds 10] [--offline-rate 500] [--offline-seconds 5] [--message-size 100] [--transport tcp|ws] [--servers pi-im,prosody]
          [--concurrency 100] [--hold 5] [--source-addresses auto|127.0.0.1-127.0.0.8] [--no-strace] [--out DIR]
 Defaults finish in a few minutes on 2 cores. --connections 10000 tries the 10,000-idle-connections target
 (loopback; connections are spread over 127.0.0.x source addresses to stay clear of the ephemeral port range).`;
@@ -33,7 +33,7 @@ async function main(): Promise<number> {
   const { values: v } = parseArgs({
     options: {
       connections: { type: 'string' }, messages: { type: 'string' }, senders: { type: 'string' }, window: { type: 'string' },
-      rate: { type: 'string' }, 'rate-seconds': { type: 'string' }, 'message-size': { type: 'string' }, transport: { type: 'string' },
+      rate: { type: 'string' }, 'rate-seconds': { type: 'string' }, 'offline-rate': { type: 'string' }, 'offline-seconds': { type: 'string' }, 'message-size': { type: 'string' }, transport: { type: 'string' },
       servers: { type: 'string' }, concurrency: { type: 'string' }, hold: { type: 'string' }, 'source-addresses': { type: 'string' },
       'no-strace': { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean' },
     },
@@ -68,6 +68,8 @@ async function main(): Promise<number> {
     messages: num('messages', 50_000),
     rate: num('rate', 1000),
     rateSeconds: num('rate-seconds', 10),
+    offlineRate: num('offline-rate', 500),
+    offlineSeconds: num('offline-seconds', 5),
     messageSize: num('message-size', 100),
     transport: ((v.transport as string | undefined) ?? 'tcp') as Transport,
     sourceAddresses,

@@ -22,6 +22,9 @@ export interface BenchOptions {
   /** Fixed-rate phase: messages per second and duration. */
   rate: number;
   rateSeconds: number;
+  /** Offline-storage phase: messages per second to accounts that are not logged in. */
+  offlineRate: number;
+  offlineSeconds: number;
   messageSize: number;
   transport: Transport;
   sourceAddresses: string[];
@@ -55,6 +58,7 @@ export interface BenchResult {
   clientRssPerConnKiB?: number;
   fixedRate?: { rate: number; sent: number; delivered: number; lost: number } & LatencyFigures;
   saturation?: { messages: number; seconds: number; msgsPerSec: number; serverCpuSeconds: number; serverCpuPer1000: number; clientCpuPer1000: number } & LatencyFigures;
+  offline?: { rate: number; seconds: number; sent: number; serverCpuPer1000: number; deliveredAtLogin?: string };
   fsyncsPerSec?: number;
   fsyncSource?: string;
   notes: string[];
@@ -114,7 +118,7 @@ async function waitUntil(pred: () => boolean, stallMs: number, progress: () => n
 
 /** Counts fsync-family syscalls of `pid` (all threads) while `during` runs, with strace -c. */
 async function straceFsyncs(pid: number, during: () => Promise<void>): Promise<number | undefined> {
-  const st = spawn('strace', ['-f', '-c', '-e', 'trace=fsync,fdatasync,sync_file_range,msync', '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const st = spawn('strace', ['-f', '--seccomp-bpf', '-c', '-e', 'trace=fsync,fdatasync,sync_file_range,msync', '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   st.stderr.on('data', (b: Buffer) => (err += b.toString()));
   const exited = new Promise<number | null>((r) => st.on('exit', r));
@@ -145,6 +149,8 @@ export async function benchServer(peer: Peer, o: BenchOptions): Promise<BenchRes
   r.notes.push(`load average at start ${load()}`);
   const password = 'bench-password';
   const name = (i: number) => `b${i}`;
+  const offlineName = (k: number) => `off${k}`;
+  const offlineCount = Math.max(1, Math.min(50, o.senders));
   const clients: Array<XmppClient | undefined> = new Array(o.connections);
   try {
     // 1. Accounts.
@@ -157,6 +163,18 @@ export async function benchServer(peer: Peer, o: BenchOptions): Promise<BenchRes
       try {
         await c.connect();
         await c.register(name(i), password);
+      } catch (e) {
+        regErrors++;
+        firstRegError ||= (e as Error).message;
+      } finally {
+        c.destroy();
+      }
+    });
+    await pool(offlineCount, o.concurrency, async (k) => {
+      const c = newClient(target, o.transport, k);
+      try {
+        await c.connect();
+        await c.register(offlineName(k), password);
       } catch (e) {
         regErrors++;
         firstRegError ||= (e as Error).message;
@@ -249,36 +267,56 @@ export async function benchServer(peer: Peer, o: BenchOptions): Promise<BenchRes
     };
     if (fs0 !== undefined) {
       const fs1 = await piImFsyncs(peer.httpPort);
-      if (fs1 !== undefined) {
-        r.fsyncsPerSec = round((fs1 - fs0) / secs);
-        r.fsyncSource = 'pi_im_storage_fsyncs_total during saturation';
-      }
+      if (fs1 !== undefined) r.notes.push(`pi_im_storage_fsyncs_total grew by ${round((fs1 - fs0) / secs)}/s during saturation (online messages)`);
     }
 
     r.notes.push(`load average after the message phases ${load()}`);
 
-    // 4. fsync probe with strace (both servers, same load: the fixed rate for 3 s).
-    if (o.strace) {
-      pairs.reset();
-      let probeSent = 0;
-      const probeSecs = 3;
-      const calls = await straceFsyncs(peer.pid, async () => {
-        const p0 = performance.now();
-        while (performance.now() - p0 < probeSecs * 1000) {
-          const due = Math.floor(((performance.now() - p0) / 1000) * o.rate);
-          for (; probeSent < due; probeSent++) pairs.send(probeSent % s);
-          await sleep(5);
+    // 4. Offline storage: messages to accounts that are not logged in must be stored durably;
+    //    this is where fsyncs happen. strace counts them for both servers alike.
+    log(`offline: ${o.offlineRate} msg/s for ${o.offlineSeconds} s to ${offlineCount} offline accounts`);
+    let offSent = 0;
+    const sentTo = new Array<number>(offlineCount).fill(0);
+    const offCpu0 = cpuSeconds(peer.pid);
+    const fsOff0 = peer.name === 'pi-im' ? await piImFsyncs(peer.httpPort) : undefined;
+    const offline = async () => {
+      const p0 = performance.now();
+      while (performance.now() - p0 < o.offlineSeconds * 1000) {
+        const due = Math.floor(((performance.now() - p0) / 1000) * o.offlineRate);
+        for (; offSent < due; offSent++) {
+          const k = offSent % offlineCount;
+          const sender = open[offSent % s]!;
+          if (sender.isOpen) {
+            sender.sendMessage(`${offlineName(k)}@${peer.domain}`, chatBody(o.messageSize));
+            sentTo[k]!++;
+          }
         }
-        await waitUntil(() => pairs.delivered >= probeSent, 3000, () => pairs.delivered);
-      });
-      if (calls !== undefined) {
-        const perSec = round(calls / probeSecs);
-        if (r.fsyncsPerSec === undefined) {
-          r.fsyncsPerSec = perSec;
-          r.fsyncSource = `strace -c, ${probeSecs} s at ${o.rate} msg/s`;
-        } else r.notes.push(`strace saw ${perSec} fsync-family calls/s at ${o.rate} msg/s`);
-      } else r.notes.push('strace could not attach; fsyncs unknown');
+        await sleep(5);
+      }
+      await sleep(1000); // let the last group commit land
+    };
+    const calls = o.strace ? await straceFsyncs(peer.pid, offline) : (await offline(), undefined);
+    const offCpu = cpuSeconds(peer.pid) - offCpu0;
+    r.offline = { rate: o.offlineRate, seconds: o.offlineSeconds, sent: offSent, serverCpuPer1000: round((offCpu / offSent) * 1000) };
+    if (calls !== undefined) {
+      r.fsyncsPerSec = round(calls / o.offlineSeconds);
+      r.fsyncSource = `strace -f -c (fsync, fdatasync, sync_file_range, msync) while storing ${o.offlineRate} offline msg/s`;
+    } else if (o.strace) r.notes.push('strace could not attach; fsyncs unknown');
+    if (fsOff0 !== undefined) {
+      const fsOff1 = await piImFsyncs(peer.httpPort);
+      if (fsOff1 !== undefined) r.notes.push(`pi_im_storage_fsyncs_total grew by ${round((fsOff1 - fsOff0) / o.offlineSeconds)}/s while storing offline messages`);
     }
+    // Check that storing was real: the first offline account logs in and gets its messages.
+    const check = await connectAndLogin(target, new Metrics(), o.transport, 0, offlineName(0), password, 'check');
+    let got = 0;
+    check.onMessage = (el) => {
+      if (sentAtOf(el.child('body')?.text() ?? '') !== undefined) got++;
+    };
+    check.sendPresence();
+    await waitUntil(() => got >= sentTo[0]!, 3000, () => got);
+    check.destroy();
+    r.offline.deliveredAtLogin = `${got} of ${sentTo[0]}`;
+    r.notes.push(`offline check: ${offlineName(0)} got ${got} of the ${sentTo[0]} messages sent to it while offline, at its next login${got === sentTo[0] ? '' : ' (MISSING MESSAGES)'}`);
   } catch (e) {
     r.error = (e as Error).message.split('\n')[0];
     log(`FAILED: ${(e as Error).message}`);

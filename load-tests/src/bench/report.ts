@@ -17,7 +17,8 @@ const ROWS: Row[] = [
   ['messages lost at fixed rate', (r) => r.fixedRate?.lost, 0, true],
   ['server CPU s per 1,000 msgs', (r) => r.saturation?.serverCpuPer1000, 3, true],
   ['client CPU s per 1,000 msgs', (r) => r.saturation?.clientCpuPer1000, 3, true],
-  ['fsyncs/s', (r) => r.fsyncsPerSec, 1, true],
+  ['server CPU s per 1,000 offline msgs', (r) => r.offline?.serverCpuPer1000, 3, true],
+  ['fsyncs/s while storing offline msgs', (r) => r.fsyncsPerSec, 1, true],
 ];
 
 const fmt = (v: number | undefined, d: number) => (v === undefined || !Number.isFinite(v) ? 'n/a' : v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
@@ -45,7 +46,7 @@ export function renderBench(results: BenchResult[], o: BenchOptions, meta: { dat
     `# pi-im vs Prosody: ${meta.date}`,
     '',
     `Host ${meta.host}. Load: ${o.connections} connections over ${o.transport === 'tcp' ? 'TCP+STARTTLS' : 'WebSocket'} (logins ${o.concurrency} at a time), held idle ${o.holdSeconds} s; ` +
-      `messages of ${o.messageSize} B between ${o.senders} sender→receiver pairs: ${o.rate} msg/s for ${o.rateSeconds} s (fixed rate), then ${o.messages} messages closed-loop with ${o.window} in flight per sender (saturation). ` +
+      `messages of ${o.messageSize} B between ${o.senders} sender→receiver pairs: ${o.rate} msg/s for ${o.rateSeconds} s (fixed rate), then ${o.messages} messages closed-loop with ${o.window} in flight per sender (saturation), then ${o.offlineRate} msg/s for ${o.offlineSeconds} s to accounts that are offline (storage). ` +
       `Same client process for both servers; latency measured by the receiver from a timestamp in the body.`,
     '',
     ...lines,
