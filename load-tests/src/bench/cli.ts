@@ -7,13 +7,14 @@ import { parseAddresses, type Transport } from '../context.js';
 import { startPiIm, REPO_ROOT } from '../peers/piim.js';
 import { startProsody, type Peer } from '../peers/prosody.js';
 import { benchServer, type BenchOptions, type BenchResult } from './phases.js';
-import { renderBench } from './report.js';
+import { medianResult, renderBench } from './report.js';
 
 const USAGE = `usage: npm run bench -- [--connections 2000] [--messages 50000] [--senders 200] [--window 10]
          [--rate 1000] [--rate-seconds 10] [--offline-rate 500] [--offline-seconds 5] [--message-size 100] [--transport tcp|ws] [--servers pi-im,prosody]
-         [--concurrency 100] [--hold 5] [--source-addresses auto|127.0.0.1-127.0.0.8] [--no-strace] [--out DIR]
+         [--concurrency 100] [--hold 5] [--source-addresses auto|127.0.0.1-127.0.0.8] [--no-strace] [--repeat N] [--out DIR]
 Defaults finish in a few minutes on 2 cores. --connections 10000 tries the 10,000-idle-connections target
-(loopback; connections are spread over 127.0.0.x source addresses to stay clear of the ephemeral port range).`;
+(loopback; connections are spread over 127.0.0.x source addresses to stay clear of the ephemeral port range).
+--repeat N alternates the servers N times and reports the median of each figure (the host is shared: runs vary).`;
 
 function openFilesLimit(): number {
   const m = /Max open files\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'));
@@ -35,7 +36,7 @@ async function main(): Promise<number> {
       connections: { type: 'string' }, messages: { type: 'string' }, senders: { type: 'string' }, window: { type: 'string' },
       rate: { type: 'string' }, 'rate-seconds': { type: 'string' }, 'offline-rate': { type: 'string' }, 'offline-seconds': { type: 'string' }, 'message-size': { type: 'string' }, transport: { type: 'string' },
       servers: { type: 'string' }, concurrency: { type: 'string' }, hold: { type: 'string' }, 'source-addresses': { type: 'string' },
-      'no-strace': { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean' },
+      'no-strace': { type: 'boolean' }, repeat: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
     },
     strict: true,
   });
@@ -80,29 +81,32 @@ async function main(): Promise<number> {
   };
   if (sourceAddresses.length) o.log(`spreading connections over ${sourceAddresses.length} source addresses (${sourceAddresses[0]}…${sourceAddresses.at(-1)})`);
 
-  const results: BenchResult[] = [];
-  for (const name of servers) {
-    let peer: Peer | undefined;
-    try {
-      o.log(`[${name}] starting`);
-      peer = name === 'pi-im' ? await startPiIm() : await startProsody();
-      o.log(`[${name}] pid ${peer.pid}, c2s ${peer.c2sPort}`);
-      results.push(await benchServer(peer, o));
-    } catch (e) {
-      o.log(`[${name}] could not start: ${(e as Error).message}`);
-      results.push({ server: name, error: `could not start: ${(e as Error).message.split('\n')[0]}`, connectionsWanted: connections, connectionsHeld: 0, connectFailures: 0, notes: [] });
-    } finally {
-      await peer?.stop();
+  const rounds = num('repeat', 1);
+  const perServer = new Map<string, BenchResult[]>(servers.map((s) => [s, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const name of servers) {
+      let peer: Peer | undefined;
+      try {
+        o.log(`[${name}] starting${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
+        peer = name === 'pi-im' ? await startPiIm() : await startProsody();
+        o.log(`[${name}] pid ${peer.pid}, c2s ${peer.c2sPort}`);
+        perServer.get(name)!.push(await benchServer(peer, o));
+      } catch (e) {
+        o.log(`[${name}] could not start: ${(e as Error).message}`);
+        perServer.get(name)!.push({ server: name, error: `could not start: ${(e as Error).message.split('\n')[0]}`, connectionsWanted: connections, connectionsHeld: 0, connectFailures: 0, notes: [] });
+      } finally {
+        await peer?.stop();
+      }
     }
   }
-
+  const results = servers.map((s) => medianResult(perServer.get(s)!));
   const date = new Date().toISOString();
-  const md = renderBench(results, o, { date, host: `${hostname()}, ${cpus().length} cores, Node ${process.version}` });
+  const md = renderBench(results, o, { date, host: `${hostname()}, ${cpus().length} cores, Node ${process.version}`, rounds });
   process.stdout.write(`\n${md}`);
   const dir = v.out === undefined ? join(REPO_ROOT, 'load-tests', 'results') : resolve(process.env.INIT_CWD ?? process.cwd(), v.out as string);
   mkdirSync(dir, { recursive: true });
   const stamp = date.replace(/[:.]/g, '-');
-  const json = JSON.stringify({ date, options: { ...o, log: undefined }, results }, null, 2);
+  const json = JSON.stringify({ date, options: { ...o, log: undefined, rounds }, rounds: Object.fromEntries(perServer), results: results.map(({ medians, ...r }) => ({ ...r, medians: medians && Object.fromEntries(medians) })) }, null, 2);
   for (const base of [`bench-${stamp}`, 'bench-latest']) {
     writeFileSync(join(dir, `${base}.md`), md);
     writeFileSync(join(dir, `${base}.json`), `${json}\n`);

@@ -56,7 +56,7 @@ export interface BenchResult {
    * only: the first server's run also pays the client process's one-time heap growth.
    */
   clientRssPerConnKiB?: number;
-  fixedRate?: { rate: number; sent: number; delivered: number; lost: number } & LatencyFigures;
+  fixedRate?: { rate: number; sent: number; delivered: number; lost: number; serverCores: number } & LatencyFigures;
   saturation?: { messages: number; seconds: number; msgsPerSec: number; serverCpuSeconds: number; serverCpuPer1000: number; clientCpuPer1000: number } & LatencyFigures;
   offline?: { rate: number; seconds: number; sent: number; serverCpuPer1000: number; deliveredAtLogin?: string };
   fsyncsPerSec?: number;
@@ -230,6 +230,7 @@ export async function benchServer(peer: Peer, o: BenchOptions): Promise<BenchRes
     // 3b. Fixed rate: the same offered load for every server.
     log(`fixed rate: ${o.rate} msg/s for ${o.rateSeconds} s over ${s} pairs`);
     let sent = 0;
+    const frCpu0 = cpuSeconds(peer.pid);
     t0 = performance.now();
     while (performance.now() - t0 < o.rateSeconds * 1000) {
       const due = Math.floor(((performance.now() - t0) / 1000) * o.rate);
@@ -237,7 +238,8 @@ export async function benchServer(peer: Peer, o: BenchOptions): Promise<BenchRes
       await sleep(5);
     }
     await waitUntil(() => pairs.delivered >= sent, 5000, () => pairs.delivered);
-    r.fixedRate = { rate: o.rate, sent, delivered: pairs.delivered, lost: sent - pairs.delivered, ...figures(pairs.hist) };
+    const frCores = round((cpuSeconds(peer.pid) - frCpu0) / ((performance.now() - t0) / 1000));
+    r.fixedRate = { rate: o.rate, sent, delivered: pairs.delivered, lost: sent - pairs.delivered, serverCores: frCores, ...figures(pairs.hist) };
     pairs.reset();
 
     // 3c. Saturation: closed loop, `window` messages in flight per sender.

@@ -1,4 +1,6 @@
-import type { BenchOptions, BenchResult } from './phases.js';
+import type { BenchOptions, BenchResult as Result } from './phases.js';
+
+type BenchResult = Result & { medians?: Map<string, number | undefined> };
 
 type Row = [label: string, get: (r: BenchResult) => number | undefined, digits: number, lowerIsBetter: boolean];
 
@@ -14,6 +16,7 @@ const ROWS: Row[] = [
   ['delivery p99 at saturation (ms)', (r) => r.saturation?.p99, 2, true],
   ['delivery p50 at fixed rate (ms)', (r) => r.fixedRate?.p50, 2, true],
   ['delivery p99 at fixed rate (ms)', (r) => r.fixedRate?.p99, 2, true],
+  ['server CPU used at fixed rate (cores)', (r) => r.fixedRate?.serverCores, 2, true],
   ['messages lost at fixed rate', (r) => r.fixedRate?.lost, 0, true],
   ['server CPU s per 1,000 msgs', (r) => r.saturation?.serverCpuPer1000, 3, true],
   ['client CPU s per 1,000 msgs', (r) => r.saturation?.clientCpuPer1000, 3, true],
@@ -23,14 +26,32 @@ const ROWS: Row[] = [
 
 const fmt = (v: number | undefined, d: number) => (v === undefined || !Number.isFinite(v) ? 'n/a' : v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
 
+function median(xs: number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** One column per server: the median of its rounds for every row (rounds that failed are left out). */
+export function medianResult(rounds: BenchResult[]): BenchResult {
+  const ok = rounds.filter((r) => !r.error);
+  const base: BenchResult = { ...(ok[0] ?? rounds[0]!), notes: rounds.flatMap((r, i) => r.notes.map((n) => (rounds.length > 1 ? `round ${i + 1}: ${n}` : n))) };
+  if (ok.length <= 1) return base;
+  const values = new Map<string, number | undefined>();
+  for (const [label, get] of ROWS) values.set(label, median(ok.map(get).filter((v): v is number => v !== undefined)));
+  return { ...base, medians: values };
+}
+
 /** Markdown table: one column per server, and pi-im/Prosody when both ran. */
-export function renderBench(results: BenchResult[], o: BenchOptions, meta: { date: string; host: string }): string {
+export function renderBench(results: BenchResult[], o: BenchOptions, meta: { date: string; host: string; rounds: number }): string {
   const piim = results.find((r) => r.server === 'pi-im');
   const prosody = results.find((r) => r.server === 'prosody');
   const ratio = Boolean(piim && prosody && !piim.error && !prosody.error);
   const head = ['metric', ...results.map((r) => r.server), ...(ratio ? ['pi-im/Prosody'] : [])];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
-  for (const [label, get, d] of ROWS) {
+  for (const [label, rawGet, d] of ROWS) {
+    const get = (r: BenchResult) => (r.medians ? r.medians.get(label) : rawGet(r));
     const vals = results.map((r) => get(r));
     const cells = [label, ...vals.map((v) => fmt(v, d))];
     if (ratio) {
@@ -47,7 +68,8 @@ export function renderBench(results: BenchResult[], o: BenchOptions, meta: { dat
     '',
     `Host ${meta.host}. Load: ${o.connections} connections over ${o.transport === 'tcp' ? 'TCP+STARTTLS' : 'WebSocket'} (logins ${o.concurrency} at a time), held idle ${o.holdSeconds} s; ` +
       `messages of ${o.messageSize} B between ${o.senders} sender→receiver pairs: ${o.rate} msg/s for ${o.rateSeconds} s (fixed rate), then ${o.messages} messages closed-loop with ${o.window} in flight per sender (saturation), then ${o.offlineRate} msg/s for ${o.offlineSeconds} s to accounts that are offline (storage). ` +
-      `Same client process for both servers; latency measured by the receiver from a timestamp in the body.`,
+      `Same client process for both servers; latency measured by the receiver from a timestamp in the body.` +
+      (meta.rounds > 1 ? ` Each figure is the median of ${meta.rounds} rounds (servers alternating).` : ''),
     '',
     ...lines,
     '',
