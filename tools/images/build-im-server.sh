@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
     --src) src=${2:?--src needs a directory}; shift ;;
     --name) name=${2:?--name needs a name}; shift ;;
     --force) force=1 ;;
-    -h|--help) sed -n '3,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1" "see: $0 --help" ;;
   esac
   shift
@@ -109,7 +109,8 @@ done < <(find "$app/node_modules" -name binding.gyp -not -path '*/node_modules/*
 
 # Prove the app's modules load on the target arch (arm64: under qemu-user, in the base rootfs).
 ensure_base_for_test
-base_dir=$(find "$IMAGES_CACHE/$arch" -maxdepth 1 -name '.base-*' -type d | head -n1)
+base_dir="$IMAGES_CACHE/$arch/.base-$(sed -n 's/^  "inputsHash": "\(.*\)",$/\1/p' "$IMAGES_CACHE/$arch/base.json")"
+[ -d "$base_dir" ] || die "the base rootfs $base_dir is missing" "run: bash tools/images/build.sh --arch $arch --only base --force"
 mkdir -p "$work/bin" && tar -xzf "$node_pkg" -C "$work/bin" --strip-components=2 package/bin/node
 probe='const m=require("module").createRequire("/app/package.json");for(const d of Object.keys(require("/app/package.json").dependencies||{})){try{m(d)}catch(e){if(e.code!=="ERR_REQUIRE_ESM")throw e}}try{const D=m("better-sqlite3");console.log("sqlite "+new D(":memory:").prepare("select sqlite_version() v").get().v)}catch(e){if(e.code!=="MODULE_NOT_FOUND")throw e}console.log(process.arch+" ok")'
 ln -sfn "$app" "/tmp/.pi-im-probe-app.$$"

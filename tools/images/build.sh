@@ -2,9 +2,12 @@
 # shellcheck source-path=SCRIPTDIR
 # Builds the base container images with no registry and no Dockerfile, as `docker save` archives
 # (gzip) in $PI_IM_CACHE/images/<arch>/<name>-<inputs hash>.tar.gz, indexed by <name>.json:
-#   base   pi-im/debian:bookworm   Debian 12 minbase (mmdebstrap)
+#   base   pi-im/debian:bookworm   Debian 12 minbase + nginx + libnginx-mod-stream (mmdebstrap)
 #   node   pi-im/node:20           base + Node.js from the npm package node-linux-<arch> + user node
-#   nginx  pi-im/nginx:bookworm    Debian 12 minbase + nginx + libnginx-mod-stream (mmdebstrap)
+#   nginx  pi-im/nginx:bookworm    the base layer itself, run as nginx
+# Every image starts with the same base layer, so a Pi loads it once: `docker load` inside the
+# emulated board manages about 1 MB/s, and nginx's ~15 MB in the shared layer cost far less than
+# a second Debian layer would.
 # Usage: build.sh [--arch arm64|amd64] [--only base|node|nginx] [--force] [--print NAME]
 #   default: both arches, all three images; a warm run only checks hashes.
 #   --print NAME   print the tarball path for NAME (with --arch, default arm64) and exit
@@ -19,7 +22,7 @@ while [ $# -gt 0 ]; do
     --only) only=${2:?--only needs base, node or nginx}; shift ;;
     --force) force=1 ;;
     --print) print=${2:?--print needs an image name}; shift ;;
-    -h|--help) sed -n '3,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1" "see: $0 --help" ;;
   esac
   shift
@@ -48,10 +51,14 @@ ensure_base_rootfs() {
   hash=$(base_hash "$arch")
   dir="$IMAGES_CACHE/$arch/.base-$hash"
   if [ ! -f "$dir.layer.tar" ]; then
-    rm -rf "$dir" "$dir.log"
-    step "images: Debian $DEBIAN_SUITE minbase rootfs for $arch (mmdebstrap)"
+    # Only the current base rootfs is kept.
+    find "$IMAGES_CACHE/$arch" -maxdepth 1 -name '.base-*' -exec rm -rf {} +
+    step "images: Debian $DEBIAN_SUITE minbase + nginx rootfs for $arch (mmdebstrap)"
+    # nginx logs go to the container's stdout/stderr, as in the usual nginx images.
     # shellcheck disable=SC2016 # expanded by mmdebstrap's hook shell
-    mmdebstrap_rootfs "$arch" "$dir" "" --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin'
+    mmdebstrap_rootfs "$arch" "$dir" nginx,libnginx-mod-stream \
+      --customize-hook='ln -sf /dev/stdout "$1/var/log/nginx/access.log"; ln -sf /dev/stderr "$1/var/log/nginx/error.log"' \
+      --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin'
     layer_tar "$dir" "$dir.layer.tar.part" && mv "$dir.layer.tar.part" "$dir.layer.tar"
   fi
   BASE_DIR=$dir
@@ -104,22 +111,14 @@ build_node() {
 
 build_nginx() {
   local arch=$1 hash dir out id tags="pi-im/nginx:bookworm"
-  hash=$(HASH_EXTRA="nginx $arch $DEBIAN_SUITE $DEBIAN_MIRROR" hash_inputs "$self" "$IMAGES_DIR/lib.sh")
+  hash=$(HASH_EXTRA="nginx $(base_hash "$arch")" hash_inputs "$self" "$IMAGES_DIR/lib.sh")
   out="$IMAGES_CACHE/$arch/nginx-$hash.tar.gz"
   if [ "$force" = 0 ] && cached nginx "$arch" "$hash"; then ok "nginx ($arch) cached: $out"; return; fi
-  step "images: pi-im/nginx:bookworm for $arch (mmdebstrap + nginx, libnginx-mod-stream)"
-  dir="$IMAGES_CACHE/$arch/.nginx-$hash"
-  rm -rf "$dir"
-  # Logs go to the container's stdout/stderr, as in the usual nginx images.
-  # shellcheck disable=SC2016 # expanded by mmdebstrap's hook shell
-  mmdebstrap_rootfs "$arch" "$dir" nginx,libnginx-mod-stream,ca-certificates \
-    --customize-hook='ln -sf /dev/stdout "$1/var/log/nginx/access.log"; ln -sf /dev/stderr "$1/var/log/nginx/error.log"' \
-    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin'
-  layer_tar "$dir" "$dir.layer.tar"
+  ensure_base_rootfs "$arch"
+  dir=$BASE_DIR
   id=$(write_image "$out" "$arch" \
     '{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["nginx","-g","daemon off;"],"ExposedPorts":{"80/tcp":{},"443/tcp":{}},"StopSignal":"SIGQUIT"}' \
     "$tags" "$dir.layer.tar")
-  rm -rf "$dir" "$dir.layer.tar"
   record_image nginx "$arch" "$out" "$id" "$hash" "$tags"
   ok "nginx ($arch) $id: $out ($(du -h "$out" | cut -f1))"
 }

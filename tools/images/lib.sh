@@ -91,7 +91,11 @@ write_image() {
 
 # record_image NAME ARCH FILE IMAGE_ID HASH TAGS : the index others read ($IMAGES_CACHE/<arch>/<name>.json)
 record_image() {
-  local name=$1 arch=$2 file=$3 id=$4 hash=$5 tags=$6 tag_json="" t
+  local name=$1 arch=$2 file=$3 id=$4 hash=$5 tags=$6 tag_json="" t old
+  # Older builds of this image are of no further use: keep the cache from growing.
+  for old in "$IMAGES_CACHE/$arch/$name"-*.tar.gz; do
+    [ "$old" = "$file" ] || rm -f "$old"
+  done
   for t in $tags; do tag_json="${tag_json:+$tag_json, }\"$t\""; done
   cat > "$IMAGES_CACHE/$arch/$name.json" <<JSON
 {

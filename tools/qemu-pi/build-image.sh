@@ -22,7 +22,7 @@ for arg in "$@"; do
     --bare) bare=1 ;;
     --print-dir) print_dir=1 ;;
     --force) force=1 ;;
-    -h|--help) sed -n '3,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $arg" "see: $0 --help" ;;
   esac
 done
