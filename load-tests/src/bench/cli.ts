@@ -11,7 +11,7 @@ import { medianResult, renderBench } from './report.js';
 
 const USAGE = `usage: npm run bench -- [--connections 2000] [--messages 50000] [--senders 200] [--window 10]
          [--rate 1000] [--rate-seconds 10] [--offline-rate 500] [--offline-seconds 5] [--message-size 100] [--transport tcp|ws] [--servers pi-im,prosody]
-         [--concurrency 100] [--hold 5] [--source-addresses auto|127.0.0.1-127.0.0.8] [--no-strace] [--repeat N] [--out DIR]
+         [--concurrency 100] [--hold 5] [--source-addresses auto|127.0.0.1-127.0.0.8] [--no-strace] [--repeat N] [--prosody-config LUA] [--out DIR]
 Defaults finish in a few minutes on 2 cores. --connections 10000 tries the 10,000-idle-connections target
 (loopback; connections are spread over 127.0.0.x source addresses to stay clear of the ephemeral port range).
 --repeat N alternates the servers N times and reports the median of each figure (the host is shared: runs vary).`;
@@ -36,7 +36,7 @@ async function main(): Promise<number> {
       connections: { type: 'string' }, messages: { type: 'string' }, senders: { type: 'string' }, window: { type: 'string' },
       rate: { type: 'string' }, 'rate-seconds': { type: 'string' }, 'offline-rate': { type: 'string' }, 'offline-seconds': { type: 'string' }, 'message-size': { type: 'string' }, transport: { type: 'string' },
       servers: { type: 'string' }, concurrency: { type: 'string' }, hold: { type: 'string' }, 'source-addresses': { type: 'string' },
-      'no-strace': { type: 'boolean' }, repeat: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
+      'no-strace': { type: 'boolean' }, repeat: { type: 'string' }, 'prosody-config': { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
     },
     strict: true,
   });
@@ -88,7 +88,7 @@ async function main(): Promise<number> {
       let peer: Peer | undefined;
       try {
         o.log(`[${name}] starting${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
-        peer = name === 'pi-im' ? await startPiIm() : await startProsody();
+        peer = name === 'pi-im' ? await startPiIm() : await startProsody({ extraConfig: v['prosody-config'] as string | undefined });
         o.log(`[${name}] pid ${peer.pid}, c2s ${peer.c2sPort}`);
         perServer.get(name)!.push(await benchServer(peer, o));
       } catch (e) {

@@ -14,6 +14,8 @@ export interface ProsodyOptions {
   /** Keep the temp dir after stop (for looking at logs). */
   keep?: boolean;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Lua appended to the global section, e.g. `network_settings = { nagle = false }`. */
+  extraConfig?: string;
 }
 
 export interface Peer {
@@ -39,7 +41,7 @@ export function prosodyAvailable(): boolean {
 const lua = (s: string) => JSON.stringify(s);
 
 /** The config, with every departure from Prosody's defaults explained. */
-export function renderProsodyConfig(o: { dir: string; domain: string; c2sPort: number; httpPort: number; cert: string; key: string; logLevel: string }): string {
+export function renderProsodyConfig(o: { dir: string; domain: string; c2sPort: number; httpPort: number; cert: string; key: string; logLevel: string; extraConfig?: string }): string {
   return `-- throw-away Prosody for pi-im load tests; generated, do not edit
 -- Running as root inside CI containers: do not try to switch to the prosody user
 -- (the temp dir is ours; prosodyctl's user switch would make it unreadable).
@@ -79,7 +81,7 @@ consider_websocket_secure = true  -- plain ws on loopback counts as secure (ngin
 cross_domain_websocket = true
 c2s_timeout = 600                 -- idle-connection tests hold sessions without traffic
 ssl = { certificate = ${lua(o.cert)}; key = ${lua(o.key)}; }
-
+${o.extraConfig ? `-- added by the caller\n${o.extraConfig}\n` : ''}
 VirtualHost ${lua(o.domain)}
   ssl = { certificate = ${lua(o.cert)}; key = ${lua(o.key)}; }
 `;
@@ -95,7 +97,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Peer> {
   const httpPort = opts.httpPort ?? (await freePort());
   const { cert, key } = makeCert(dir, domain);
   const cfg = join(dir, 'prosody.cfg.lua');
-  writeFileSync(cfg, renderProsodyConfig({ dir, domain, c2sPort, httpPort, cert, key, logLevel: opts.logLevel ?? 'warn' }));
+  writeFileSync(cfg, renderProsodyConfig({ dir, domain, c2sPort, httpPort, cert, key, logLevel: opts.logLevel ?? 'warn', extraConfig: opts.extraConfig }));
   let output = '';
   const child: ChildProcess = spawn(PROSODY_BIN, ['--config', cfg, '-F'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const keepTail = (b: Buffer) => {
