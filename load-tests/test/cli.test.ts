@@ -1,7 +1,7 @@
 // The runner as an admin uses it: a subprocess against a real Prosody; exit codes and summary.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,10 +26,16 @@ function load(args: string[]): Promise<{ code: number; stdout: string; stderr: s
   });
 }
 
+const scratch = (t: { teardown(fn: () => void): void }) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lt-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+};
+
 const target = () => ['--host', '127.0.0.1', '--port', String(peer!.c2sPort), '--domain', peer!.domain, '--ws', peer!.wsUrl, '--tls-ca', peer!.caFile, '--no-progress'];
 
 test('chat over TCP and WebSocket meets sane thresholds, writes the JSON summary, and removes its accounts', async (t) => {
-  const json = join(mkdtempSync(join(tmpdir(), 'lt-')), 'summary.json');
+  const json = join(scratch(t), 'summary.json');
   const r = await load([...target(), '--users', '6', '--duration', '3s', '--ramp', '1s', '--think', '100ms', '--user-prefix', 'clitest_',
     '--threshold', 'delivery_p95<2000', '--threshold', 'errors==0', '--threshold', 'messages_received>20', '--summary-json', json]);
   t.is(r.code, 0, r.stdout + r.stderr);
@@ -46,7 +52,7 @@ test('chat over TCP and WebSocket meets sane thresholds, writes the JSON summary
 });
 
 test('an impossible threshold makes the exit code non-zero and the summary names it', async (t) => {
-  const file = join(mkdtempSync(join(tmpdir(), 'lt-')), 'thresholds.txt');
+  const file = join(scratch(t), 'thresholds.txt');
   writeFileSync(file, '# nothing is delivered in no time\ndelivery_p95<0\n');
   const r = await load([...target(), '--users', '4', '--duration', '2s', '--think', '100ms', '--transport', 'tcp', '--thresholds-file', file, '--threshold', 'errors==0']);
   t.is(r.code, 99, r.stdout + r.stderr);
