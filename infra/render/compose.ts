@@ -40,7 +40,7 @@ export function nodePorts(nodes: number, base: number): NodePorts[] {
   }));
 }
 
-const HEALTH_JS = "fetch('http://127.0.0.1:5280/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))";
+const healthJs = (httpPort: number) => `fetch('http://127.0.0.1:${httpPort}/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`;
 
 export function renderCompose(o: ComposeOptions): string {
   if (o.nodes < 1) throw new Error("renderCompose: nodes must be at least 1");
@@ -50,18 +50,21 @@ export function renderCompose(o: ComposeOptions): string {
     services[n.name] = {
       image: o.serverImage,
       entrypoint: ["node", "/app/bin/pi-im-server.js"],
+      // Host network, bound to loopback: nginx reaches a node from 127.0.0.1 (which the node
+      // trusts to carry TLS-terminated WebSocket), with no docker-proxy hop on the Pi's CPU.
       command: [
-        "--domain", o.domain, "--data-dir", "/data", "--c2s-port", "5222", "--http-port", "5280",
+        "--domain", o.domain, "--data-dir", "/data",
+        "--c2s-host", "127.0.0.1", "--c2s-port", String(n.c2sPort), "--http-host", "127.0.0.1", "--http-port", String(n.httpPort),
         "--registration", o.registration, "--tls-cert", "/tls/cert.pem", "--tls-key", "/tls/key.pem",
       ],
+      network_mode: "host",
       user: o.user,
       init: true,
       restart: "unless-stopped",
       stop_grace_period: "30s",
       environment: { NODE_ENV: "production", PI_IM_NODE_ID: n.name, PI_IM_NODES: String(o.nodes) },
-      ports: [`127.0.0.1:${n.httpPort}:5280`, `127.0.0.1:${n.c2sPort}:5222`],
       volumes: [`${o.dataDir}:/data`, `${o.tlsDir}:/tls:ro`],
-      healthcheck: { test: ["CMD", "node", "-e", HEALTH_JS], interval: "15s", timeout: "5s", retries: 3, start_period: "60s" },
+      healthcheck: { test: ["CMD", "node", "-e", healthJs(n.httpPort)], interval: "15s", timeout: "5s", retries: 3, start_period: "60s" },
       deploy: { resources: { limits: { memory: o.nodeMemory.toUpperCase(), cpus: String(o.nodeCpus) } } },
       logging,
     };

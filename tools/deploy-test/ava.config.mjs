@@ -1,8 +1,11 @@
 export default {
-  files: ["*.test.ts"],
+  files: ["tools/deploy-test/*.test.ts"],
   extensions: { ts: "module" },
   nodeArguments: ["--import=tsx"],
   timeout: "40m",
   serial: true,
+  workerThreads: false,
+  // The steps are one story: after a failed step the rest only waste emulated minutes.
+  failFast: true,
   verbose: true,
 };

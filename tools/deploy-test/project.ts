@@ -41,7 +41,7 @@ export class Project {
   }
 
   async init(): Promise<void> {
-    const r = await this.pulumi(["stack", "init", this.stack].filter((a) => a !== "--stack"));
+    const r = await this.pulumi(["stack", "init"]);
     if (r.code !== 0) throw new Error(`stack init failed: ${r.stderr}`);
   }
 }

@@ -3,4 +3,6 @@
 # 0 changes on a second up, a config change, and destroy. See tools/deploy-test/deploy.test.ts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The board runs the image of the server as it is in this checkout (cached by input hash).
+bash tools/images/build-im-server.sh --arch arm64 >/dev/null
 exec npx ava --config tools/deploy-test/ava.config.mjs

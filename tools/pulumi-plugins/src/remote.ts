@@ -26,7 +26,9 @@ function connectOnce(conn: Connection): Promise<Client> {
     privateKey: conn.privateKey,
     passphrase: conn.privateKeyPassword,
     readyTimeout: (conn.perDialTimeout ?? 15) * 1000,
-    keepaliveInterval: 10_000,
+    // An emulated or busy Pi can be slow to answer keepalives: allow minutes, not seconds.
+    keepaliveInterval: 15_000,
+    keepaliveCountMax: 20,
   };
   if (conn.hostKey) {
     const expected = conn.hostKey.trim().split(/\s+/)[1] ?? conn.hostKey.trim();
