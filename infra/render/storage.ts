@@ -27,7 +27,7 @@ export function fstabSource(d: DiskRef): string {
 }
 
 export function renderFstabLine(d: DiskRef, mountPoint: string, fsType = "ext4"): string {
-  return `${fstabSource(d)} ${mountPoint} ${fsType} defaults,nofail,noatime,x-systemd.device-timeout=10s 0 2 # pi-im`;
+  return `${fstabSource(d)} ${mountPoint} ${fsType} defaults,nofail,noatime,x-systemd.device-timeout=120s 0 2 # pi-im`;
 }
 
 export function renderStorageScript(o: StorageOptions): string {
@@ -76,6 +76,16 @@ if ! mountpoint -q "$MOUNT"; then
   log "mounted $device at $MOUNT"
 fi
 mountpoint -q "$MOUNT" || die "$MOUNT is not a mount point after mount"
+# Docker (and so the IM nodes) starts only once the disk is mounted: without the disk the
+# service stays down rather than writing chat data to the SD card under the empty mount point.
+DROPIN=/etc/systemd/system/docker.service.d/pi-im-storage.conf
+want=$(printf '[Unit]\nRequiresMountsFor=%s\n' "$MOUNT")
+if [ "$(cat "$DROPIN" 2>/dev/null)" != "$want" ]; then
+  mkdir -p "$(dirname "$DROPIN")"
+  printf '%s\n' "$want" >"$DROPIN"
+  systemctl daemon-reload 2>/dev/null || true
+  log "docker.service now waits for $MOUNT"
+fi
 ${dirs}
 log "storage ready: $device ($fs) at $MOUNT"
 `;
@@ -85,6 +95,7 @@ log "storage ready: $device ($fs) at $MOUNT"
 export function renderStorageUndo(mountPoint: string): string {
   return `${PRELUDE}
 sed -i '/ # pi-im$/d' /etc/fstab
+rm -f /etc/systemd/system/docker.service.d/pi-im-storage.conf
 if mountpoint -q ${q(mountPoint)}; then umount ${q(mountPoint)} || umount -l ${q(mountPoint)}; fi
 systemctl daemon-reload 2>/dev/null || true
 log "unmounted ${mountPoint} and removed its fstab line; the data on the disk is kept"

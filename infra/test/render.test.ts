@@ -183,7 +183,7 @@ test("firewall: trusted rules come first, every rule is tagged, ssh is rate-limi
 });
 
 test("fstab line, sshd drop-in and cron line", (t) => {
-  t.is(renderFstabLine({ label: "pi-im-data" }, "/mnt/storage"), "LABEL=pi-im-data /mnt/storage ext4 defaults,nofail,noatime,x-systemd.device-timeout=10s 0 2 # pi-im");
+  t.is(renderFstabLine({ label: "pi-im-data" }, "/mnt/storage"), "LABEL=pi-im-data /mnt/storage ext4 defaults,nofail,noatime,x-systemd.device-timeout=120s 0 2 # pi-im");
   t.regex(renderFstabLine({ uuid: "0a1b2c3d-1111-2222-3333-444455556666" }, "/mnt/storage"), /^UUID=0a1b/);
   const sshd = renderSshdHardening("pi");
   t.regex(sshd, /^PasswordAuthentication no$/m);

@@ -81,7 +81,14 @@ test("3. the USB disk is mounted at /mnt/storage from fstab, and still is after 
   t.regex(await onBoard("grep /mnt/storage /etc/fstab"), /ext4\s+\S*nofail/);
   await rebootBoard(board);
   console.error(`    rebooted at ${elapsed()}`);
-  t.regex(await mount(), new RegExp(`^${device}\\s+ext4`), "mounted again after reboot");
+  // nofail: SSH may answer before the disk is mounted; an admin would look a little later.
+  let after = "";
+  for (let i = 0; i < 40 && !after; i++) {
+    after = (await sshExec(board, "findmnt -no SOURCE,FSTYPE /mnt/storage")).stdout.trim();
+    if (!after) await new Promise((r) => setTimeout(r, 3000));
+  }
+  t.regex(after, new RegExp(`^${device}\\s+ext4`), "mounted again after reboot");
+  t.regex(await onBoard("systemctl show -p RequiresMountsFor docker.service"), /\/mnt\/storage/, "docker waits for the disk");
 });
 
 test("4. the IM node is healthy (also after the reboot) and nginx serves HTTPS with the site certificate", async (t) => {
