@@ -16,7 +16,8 @@ export interface Transport {
   readonly address: string;
   /** Encrypted, or from a trusted proxy that terminated TLS. */
   readonly secure: boolean;
-  write(data: string): void;
+  /** `written` runs once the data was handed to the socket (not if the connection failed first). */
+  write(data: string, written?: () => void): void;
   buffered(): number;
   /** TCP only: upgrade to TLS after <proceed/>; calls back when the handshake is done. */
   startTls?(done: () => void): void;
@@ -52,8 +53,11 @@ export class C2SStream implements Session {
   private bound = false;
   private sasl: ScramServer | undefined;
   private authBusy = false;
-  private smEnabled = false;
+  smEnabled = false;
   private smIn = 0;
+  /** Stanzas sent since SM was enabled, and callbacks waiting for the client's ack of a count. */
+  private smOut = 0;
+  private smWaiters: { upTo: number; fn: () => void }[] = [];
   private tokens: number;
   private lastRefill: number;
   lastRx: number;
@@ -104,13 +108,29 @@ export class C2SStream implements Session {
     if (el.attrs.xmlns === undefined && (el.name === 'message' || el.name === 'presence' || el.name === 'iq')) el.attrs.xmlns = NS.client;
     this.transport.write(el.toString());
     this.host.metrics.stanzasOut.inc();
+    if (this.smEnabled) this.smOut++;
     if (this.transport.buffered() > this.host.config.limits.maxOutputBuffer) this.streamError('resource-constraint', 'client is not reading its stream');
   }
 
-  sendXml(xml: string): void {
+  sendXml(xml: string, written?: () => void): void {
     if (this.closed) return;
-    this.transport.write(xml);
+    this.transport.write(xml, written);
     this.host.metrics.stanzasOut.inc();
+    if (this.smEnabled) this.smOut++;
+  }
+
+  whenAcked(fn: () => void): void {
+    if (this.closed || !this.smEnabled) return;
+    this.smWaiters.push({ upTo: this.smOut, fn });
+    this.raw(`<r xmlns="${NS.sm}"/>`);
+  }
+
+  /** The client's <a h/>: it has received h stanzas (mod 2^32) since SM was enabled. */
+  private acked(h: number): void {
+    const ready = this.smWaiters.filter((w) => ((h - w.upTo) >>> 0) < 0x80000000);
+    if (ready.length === 0) return;
+    this.smWaiters = this.smWaiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.fn();
   }
 
   sendDurable(el: Element): void {
@@ -154,6 +174,7 @@ export class C2SStream implements Session {
   }
 
   private cleanup(): void {
+    this.smWaiters = []; // unacknowledged: whatever waited for the ack stays undone (e.g. offline rows kept)
     this.host.metrics.connections.dec({ transport: this.transport.kind });
     if (this.bound) {
       this.bound = false;
@@ -327,6 +348,7 @@ export class C2SStream implements Session {
         if (this.smEnabled) return this.raw(`<failed xmlns="${NS.sm}"><unexpected-request xmlns="${NS.stanzas}"/></failed>`);
         this.smEnabled = true;
         this.smIn = 0;
+        this.smOut = 0;
         return this.raw(`<enabled xmlns="${NS.sm}" id="${this.id}"/>`);
       case 'r': {
         if (!this.smEnabled) return;
@@ -336,7 +358,11 @@ export class C2SStream implements Session {
           () => this.streamError('internal-server-error', 'storage failure; nothing was acknowledged'));
         return;
       }
-      case 'a': return;
+      case 'a': {
+        const h = Number(el.attrs.h);
+        if (!Number.isInteger(h) || h < 0 || h > 0xffffffff) return this.streamError('bad-format', '<a/> needs an h between 0 and 2^32-1');
+        return this.acked(h);
+      }
       case 'resume': return this.raw(`<failed xmlns="${NS.sm}"><item-not-found xmlns="${NS.stanzas}"/></failed>`);
       default: return this.streamError('unsupported-stanza-type', `<${el.name}/> in ${NS.sm}`);
     }

@@ -17,8 +17,13 @@ export interface Session {
   /** Entities this session sent directed presence to (told when it goes offline). */
   directed: Set<string> | undefined;
   send(el: Element): void;
-  /** Sends an already serialised stanza (e.g. from storage). */
-  sendXml(xml: string): void;
+  /** Sends an already serialised stanza (e.g. from storage); `written` runs once the transport took it. */
+  sendXml(xml: string, written?: () => void): void;
+  /** XEP-0198 stream management is on: the client acknowledges what it received. */
+  readonly smEnabled: boolean;
+  /** With SM: asks the client for an ack and runs `fn` once its <a h/> covers every stanza sent so far.
+   * Never runs if the session ends first. */
+  whenAcked(fn: () => void): void;
   /** Sends after every storage write queued so far is durable (replies that acknowledge). */
   sendDurable(el: Element): void;
   close(condition?: string, text?: string): void;

@@ -1,6 +1,10 @@
 // Offline messages (XEP-0160): chat/normal messages for an account with no available resource
 // are stored (durably, by group commit) with a delay stamp, and delivered in order at the next
-// initial presence with non-negative priority.
+// initial presence with non-negative priority. At-least-once: delivered rows are deleted only
+// once the client has them. With stream management (XEP-0198) that is when its <a h/> covers
+// them; a session that ends before that leaves them stored, to be delivered again at the next
+// login (clients dedupe by id/delay). Without SM the client cannot tell us, so (as Prosody
+// does) they are deleted once the last one was handed to the socket.
 import type { Host, SessionEvent, StanzaEvent } from '../core/host.js';
 import { NS } from '../core/stanza.js';
 import { xml } from '../core/xml.js';
@@ -27,6 +31,15 @@ export default function offline(host: Host): void {
 
   host.hooks.on<SessionEvent>('initial-presence', ({ session }) => {
     if (session.priority < 0) return;
-    for (const stanza of host.storage.takeOffline(session.username)) session.sendXml(stanza);
+    const rows = host.storage.getOffline(session.username);
+    if (rows.length === 0) return;
+    const username = session.username;
+    const lastId = rows[rows.length - 1]!.id;
+    const remove = (): void => {
+      host.storage.deleteOffline(username, lastId).catch((err: Error) => host.log.error({ err: err.message, user: username }, 'offline delete failed'));
+    };
+    const sm = session.smEnabled;
+    rows.forEach((r, i) => session.sendXml(r.stanza, !sm && i === rows.length - 1 ? remove : undefined));
+    if (sm) session.whenAcked(remove);
   });
 }

@@ -278,14 +278,14 @@ export class SqliteStorage implements Storage {
     return this.enqueue('offline', () => this.s.storeOffline.run(username, stanza, stamp));
   }
 
-  takeOffline(username: string): string[] {
+  getOffline(username: string): { id: number; stanza: string }[] {
     this.sync('offline');
-    const rows = this.s.offline.all(username) as { id: number; stanza: string }[];
-    if (rows.length === 0) return [];
-    const last = rows[rows.length - 1]!.id;
-    this.offlineCounts.set(username, 0);
-    void this.enqueue('offline', () => this.s.delOffline.run(username, last));
-    return rows.map((r) => r.stanza);
+    return this.s.offline.all(username) as { id: number; stanza: string }[];
+  }
+
+  deleteOffline(username: string, upToId: number): Promise<void> {
+    this.offlineCounts.delete(username); // recounted (after this delete commits) when next asked
+    return this.enqueue('offline', () => this.s.delOffline.run(username, upToId));
   }
 
   // ---- vcard ----

@@ -56,8 +56,10 @@ export interface Storage {
 
   countOffline(username: string): number;
   storeOffline(username: string, stanza: string): Promise<void>;
-  /** Offline messages in arrival order; they are deleted (durably, in the next batch). */
-  takeOffline(username: string): string[];
+  /** Offline messages in arrival order (ids increase); they stay stored until deleteOffline. */
+  getOffline(username: string): { id: number; stanza: string }[];
+  /** Deletes the user's offline messages with id <= upToId (queued in the group commit). */
+  deleteOffline(username: string, upToId: number): Promise<void>;
 
   getVcard(username: string): string | undefined;
   setVcard(username: string, xml: string): Promise<void>;

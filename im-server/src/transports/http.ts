@@ -8,8 +8,10 @@ import type { Streams } from '../core/streams.js';
 class WsTransport implements Transport {
   readonly kind = 'ws' as const;
   constructor(private readonly ws: WebSocket, readonly address: string, readonly secure: boolean) {}
-  write(data: string): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(data);
+  write(data: string, written?: () => void): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (written) this.ws.send(data, (err) => { if (!err) written(); });
+    else this.ws.send(data);
   }
   buffered(): number {
     return this.ws.bufferedAmount;

@@ -17,8 +17,10 @@ class TcpTransport implements Transport {
     this.address = socket.remoteAddress ?? 'unknown';
   }
 
-  write(data: string): void {
-    if (!this.socket.destroyed) this.socket.write(data);
+  write(data: string, written?: () => void): void {
+    if (this.socket.destroyed) return;
+    if (written) this.socket.write(data, (err) => { if (!err) written(); });
+    else this.socket.write(data);
   }
 
   buffered(): number {
