@@ -118,7 +118,8 @@ export function buildSite(site: SiteConfig, secrets: Secrets, opts: BuildOptions
       dirs: [
         { path: s.dataDir, owner: s.owner, mode: "0750" },
         { path: "backups", owner: "0:0", mode: "0700" },
-        { path: ".pi-im-staging", owner: "0:0", mode: "0700" },
+        // 0711: the nodes' user takes the SQLite snapshot into its own 0700 folder in here.
+        { path: ".pi-im-staging", owner: "0:0", mode: "0711" },
       ],
     }, after(host));
     const firewall = new Firewall(pi.name, {

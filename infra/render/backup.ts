@@ -145,7 +145,9 @@ PHASE=snapshot
 work="$STAGING/$NAME"
 rm -rf "$work"
 mkdir -p "$work/db"
+chmod 0711 "$work"
 chown "$DATA_OWNER" "$work/db" 2>/dev/null || true
+chmod 0700 "$work/db"
 dbs=()
 while IFS= read -r rel; do dbs+=("$rel"); done < <(sqlite_files "$DATA_DIR")
 for rel in "\${dbs[@]}"; do

@@ -3,6 +3,10 @@
 // messages both ways. Run as a child process with NODE_EXTRA_CA_CERTS set to the site CA, so
 // TLS is verified for real. Prints one JSON line with what happened.
 import { client, xml } from "@xmpp/client";
+import { WebSocket } from "ws";
+
+// Node 20 has no global WebSocket (Node 22 has); @xmpp/websocket expects the browser API.
+(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
 
 const [domain, tcpService, wsService, prefix] = process.argv.slice(2);
 if (!domain || !tcpService || !wsService || !prefix) {

@@ -2,12 +2,13 @@
 // Pi, and the result is checked from outside, as an admin would. Steps run in order; each
 // builds on the one before, so the test is one serial story.
 import test from "ava";
-import { mkdtempSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BoardState, rebootBoard, sshExec, startBoard, stopBoard } from "../qemu-pi/board.ts";
 import { chat, httpsGet, probe } from "./checks.ts";
-import { Project } from "./project.ts";
+import { Project, repoRoot } from "./project.ts";
 
 const PROBE_PORT = 8080; // forwarded, but not declared: must stay closed until config opens it
 const DOMAIN = "pi-im.test";
@@ -110,6 +111,30 @@ test("5. two users register and chat through 5222 (STARTTLS) and wss://.../xmpp-
   t.is(r.gotByBob.body, "hello over STARTTLS");
   t.true(r.gotByBob.from.startsWith(`${r.alice}@${DOMAIN}/`));
   t.is(r.gotByAlice.body, "hello over wss");
+});
+
+test("5b. 50 users chat on the emulated Pi within the thresholds (load-tests/ci/pi-50-users.thresholds)", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "pi-im-load-"));
+  writeFileSync(join(dir, "ca.pem"), ca);
+  const summary = join(dir, "summary.json");
+  const args = [
+    "--import=tsx", join(repoRoot, "load-tests/src/cli.ts"),
+    "--host", "127.0.0.1", "--port", String(board.xmpp), "--domain", DOMAIN,
+    "--ws", `wss://127.0.0.1:${board.https}/xmpp-websocket`, "--tls-ca", join(dir, "ca.pem"),
+    "--users", "50", "--ramp", "10s", "--duration", "60s", "--scenario", "chat:4,roster:1",
+    "--think", "1s-5s", "--message-size", "50-500", "--transport", "both",
+    "--thresholds-file", join(repoRoot, "load-tests/ci/pi-50-users.thresholds"), "--summary-json", summary,
+  ];
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d));
+    child.stderr.on("data", (d: Buffer) => { if (!d.toString().includes("\r")) out += d; });
+    // The summary table goes to the CI log.
+    child.on("close", (c) => { console.error(out); resolve(c ?? -1); });
+  });
+  t.is(code, 0, "every threshold held (the summary above names any that failed)");
+  t.true(readFileSync(summary, "utf8").length > 0, "summary JSON written");
 });
 
 test("6. the backup cron line is installed; backup makes a snapshot and restore brings it back", async (t) => {
