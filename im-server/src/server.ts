@@ -68,7 +68,7 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
         tcp.close();
         http.close();
         streams.shutdown();
-        await storage.barrier().catch(() => {});
+        await Promise.all([storage.barrier().catch(() => {}), tcp.drained(3000)]);
         storage.close();
         http.closeAllConnections();
         log.info('stopped');

@@ -47,8 +47,16 @@ class TcpTransport implements Transport {
   }
 }
 
-export function startTcp(host: Host, streams: Streams, context: SecureContext): Server {
+export type TcpServer = Server & {
+  /** Resolves once every client socket has closed (they are ended on shutdown), or after `ms`. */
+  drained(ms: number): Promise<void>;
+};
+
+export function startTcp(host: Host, streams: Streams, context: SecureContext): TcpServer {
+  const sockets = new Set<Socket>();
   const server = createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
     socket.setEncoding('utf8');
     let stream: ReturnType<Streams['accept']>;
     const onError = (e: Error): void => { host.log.debug({ err: e.message }, 'tcp socket error'); transport.socket.destroy(); socket.destroy(); };
@@ -65,5 +73,14 @@ export function startTcp(host: Host, streams: Streams, context: SecureContext): 
     socket.on('close', () => stream!.disconnected());
   });
   server.on('error', (e) => host.log.error({ err: e.message }, 'tcp listener error'));
-  return server;
+  // Exiting while a closing stream's last bytes (<system-shutdown/>) sit in TLS buffers would
+  // cut them off; shutdown waits for the sockets to close instead.
+  const drained = (ms: number): Promise<void> => new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    const check = (): void => { if (sockets.size === 0) { clearTimeout(timer); resolve(); } };
+    for (const s of sockets) s.once('close', check);
+    check();
+  });
+  return Object.assign(server, { drained });
 }
