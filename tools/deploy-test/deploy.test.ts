@@ -24,6 +24,12 @@ async function onBoard(command: string): Promise<string> {
   return r.stdout;
 }
 
+/** A web server on the board behind the probe port, answering on the board itself. */
+async function startProbeListener(): Promise<void> {
+  await onBoard(`sudo sh -c 'nohup timeout 600 python3 -m http.server ${PROBE_PORT} >/dev/null 2>&1 &'`);
+  await onBoard(`for i in $(seq 30); do curl -s -o /dev/null http://127.0.0.1:${PROBE_PORT}/ && exit 0; sleep 1; done; exit 1`);
+}
+
 async function up(label: string): Promise<void> {
   const r = await project.pulumi(["up", "--yes", "--skip-preview"]);
   if (r.code !== 0) throw new Error(`pulumi up (${label}) failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`);
@@ -66,8 +72,7 @@ test("2. the firewall denies by default and opens only the declared ports", asyn
   t.deepEqual([...ports].sort((a, b) => a - b), [22, 80, 443, 5222]);
 
   // A listener behind an undeclared port: seen from the host it must not answer.
-  await onBoard(`sudo sh -c 'nohup timeout 600 python3 -m http.server ${PROBE_PORT} >/dev/null 2>&1 &'`);
-  await onBoard(`for i in $(seq 30); do curl -s -o /dev/null http://127.0.0.1:${PROBE_PORT}/ && exit 0; sleep 1; done; exit 1`);
+  await startProbeListener();
   t.is(await probe(board.forwards[String(PROBE_PORT)]!, "GET / HTTP/1.0\r\n\r\n"), "", "undeclared port is closed from outside");
   t.regex(await probe(board.ssh, ""), /^SSH-2\.0-/, "ssh answers");
   t.regex(await probe(board.http, "GET /health HTTP/1.0\r\nHost: pi-im.test\r\n\r\n"), /^HTTP\/1\.1 (301|308|200)/, "http answers");
@@ -168,6 +173,7 @@ test("8. one more firewall port updates only the firewall", async (t) => {
   t.true(steps.every((s) => /firewall/i.test(s.urn)), steps.map((s) => `${s.op} ${s.urn}`).join("\n"));
   await up("firewall change");
   t.regex(await onBoard("sudo ufw status"), new RegExp(`^${PROBE_PORT}(/tcp)?\\s+ALLOW`, "m"));
+  await startProbeListener(); // the one from step 2 did not survive the reboot
   t.regex(await probe(board.forwards[String(PROBE_PORT)]!, "GET / HTTP/1.0\r\n\r\n"), /^HTTP\/1\.0 200/, "the new port answers from outside");
 });
 
