@@ -106,19 +106,25 @@ log "firewall active with \${#declared[@]} pi-im rules"
 `;
 }
 
-/** Undo on destroy: delete every pi-im rule; disable ufw if nothing else is left in it. */
+/** Undo on destroy: delete every pi-im rule; disable ufw unless rules of someone else's remain. */
 export function renderFirewallUndo(): string {
   return `${PRELUDE}
 command -v ufw >/dev/null || exit 0
+# Disabled first: deleting our SSH rules from an active default-deny firewall would lock the
+# admin (and this very deploy) out until the last step ran.
+ufw --force disable >/dev/null
 ufw show added 2>/dev/null | grep "comment 'pi-im:" | while IFS= read -r line; do
   spec=\${line#ufw }
   spec=\${spec% comment *}
   read -r -a words <<<"$spec"
-  ufw delete "\${words[@]}" >/dev/null
+  ufw delete "\${words[@]}" >/dev/null || log "firewall: could not remove $spec"
   log "firewall: removed $spec"
 done
-if [ "$(ufw show added 2>/dev/null | grep -c '^ufw ' || true)" = 0 ]; then
-  ufw --force disable >/dev/null
+others=$(ufw show added 2>/dev/null | grep '^ufw ' | grep -vc "comment 'pi-im:" || true)
+if [ "$others" != 0 ]; then
+  ufw --force enable >/dev/null
+  log "firewall: $others rule(s) not made by pi-im remain; ufw left enabled with them"
+else
   log "firewall: no rules left, ufw disabled (so a reboot cannot lock SSH out)"
 fi
 `;

@@ -19,7 +19,12 @@ const t0 = Date.now();
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
 
 async function onBoard(command: string): Promise<string> {
-  const r = await sshExec(board, command, { timeoutMs: 300_000 });
+  let r = await sshExec(board, command, { timeoutMs: 300_000 });
+  // 255: ssh itself failed (e.g. sshd restarting after its drop-in was removed); try again.
+  for (let i = 0; i < 20 && r.code === 255; i++) {
+    await new Promise((res) => setTimeout(res, 3000));
+    r = await sshExec(board, command, { timeoutMs: 300_000 });
+  }
   if (r.code !== 0) throw new Error(`on the board: ${command}\nexit ${r.code}: ${r.stderr}${r.stdout}`);
   return r.stdout;
 }
