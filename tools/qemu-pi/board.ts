@@ -261,6 +261,8 @@ export function sshExec(state: BoardState, command: string, opts: { timeoutMs?: 
       if (timer) clearTimeout(timer);
       resolve({ code: code ?? (signal ? 255 : 1), stdout, stderr });
     });
+    // ssh may exit before reading its input (host down mid-reboot): that is a result, not a crash.
+    child.stdin.on("error", () => {});
     child.stdin.end(opts.input ?? "");
   });
 }
