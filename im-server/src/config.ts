@@ -28,7 +28,8 @@ export const ConfigSchema = z.object({
     /** Peers allowed to speak plain ws (nginx terminating TLS in front, or loopback). */
     trustedProxies: z.array(z.string()).default(LOOPBACK),
   }).strict().default({}),
-  disabledModules: z.array(z.enum(['version', 'vcard', 'ping', 'offline', 'register', 'disco'])).default([]),
+  disabledModules: z.array(z.enum(['version', 'vcard', 'ping', 'offline', 'register', 'disco',
+    'muc', 'mam', 'carbons', 'csi', 'blocking', 'pep', 'upload'])).default([]),
   resourceConflict: z.enum(['kick-old', 'reject-new']).default('kick-old'),
   scramIterations: z.number().int().min(4096).max(1_000_000).default(4096),
   limits: z.object({
@@ -54,6 +55,42 @@ export const ConfigSchema = z.object({
     maxBatch: z.number().int().min(1).default(512),
     /** FULL: every commit is fsynced, so acknowledged stanzas survive power loss. */
     synchronous: z.enum(['full', 'normal']).default('full'),
+  }).strict().default({}),
+  /** XEP-0045 group chat on conference.<domain>. */
+  muc: z.object({
+    /** Who may create rooms: any local user, or only the admins listed. */
+    roomCreation: z.enum(['users', 'admins']).default('users'),
+    admins: z.array(z.string()).default([]),
+    /** Messages sent to a new occupant on join unless it asks otherwise. */
+    historyMessages: z.number().int().min(0).max(1000).default(20),
+    maxRoomsPerUser: z.number().int().positive().default(100),
+    maxOccupants: z.number().int().positive().default(500),
+  }).strict().default({}),
+  /** XEP-0313 message archives (1:1 and rooms). */
+  mam: z.object({
+    /** Archived messages older than this are deleted (0 keeps them forever). */
+    retentionDays: z.number().int().min(0).default(365),
+    /** The archiving default for users who have not set a preference. */
+    defaultPolicy: z.enum(['always', 'roster', 'never']).default('always'),
+    maxPageSize: z.number().int().positive().max(1000).default(100),
+  }).strict().default({}),
+  /** XEP-0363 HTTP file upload. */
+  upload: z.object({
+    /** Public base URL of the upload path as clients reach it (through nginx), e.g. https://chat.example/upload.
+     * Default: http://<domain>:<httpPort>/upload. */
+    publicUrl: z.string().url().optional(),
+    maxFileSize: z.number().int().positive().default(100 * 1024 * 1024),
+    quotaPerUser: z.number().int().positive().default(1024 * 1024 * 1024),
+    expiryDays: z.number().int().min(0).default(30),
+    /** Files are stored under <dataDir>/uploads unless this is set. */
+    dir: z.string().optional(),
+  }).strict().default({}),
+  /** XEP-0198 stream resumption. */
+  streamManagement: z.object({
+    /** How long a dropped session waits to be resumed before it ends (and its unacked stanzas are handled). */
+    resumeTimeoutSeconds: z.number().int().min(0).max(3600).default(300),
+    /** Unacknowledged stanzas kept per session; a client that falls further behind is disconnected. */
+    maxUnacked: z.number().int().min(10).default(5000),
   }).strict().default({}),
   accounts: z.array(z.object({
     username: z.string().refine((u) => prepLocal(u) !== undefined, 'not a valid username'),

@@ -3,7 +3,10 @@
 //   out/<message|presence|iq>          a stanza from a local client, before routing
 //   <kind>/host, <kind>/bare, <kind>/full   a stanza routed to the domain, a bare or a full JID
 //   iq-<get|set>/<host|bare>/<ns>:<name>   an IQ request to the server or an account, by payload
-//   session-bound, session-closed, account-removed
+//   session-bound, session-closed, account-removing {username}
+// Components (addComponent) serve other local domains, e.g. conference.<domain>: every stanza to
+// such a domain goes to its handler. HTTP routes (addHttpRoute) serve paths on the HTTP port.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Storage } from '../storage/types.js';
@@ -27,6 +30,15 @@ export interface StanzaEvent {
 
 export interface SessionEvent { session: Session }
 
+export interface Component {
+  /** Shown in the server's disco#items. */
+  name: string;
+  handle(event: StanzaEvent): void;
+}
+
+/** Answers an HTTP request under its prefix; may be async (errors become a 500). */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse, path: string) => void | Promise<void>;
+
 export class Host {
   readonly hooks = new Hooks();
   readonly router: SessionRouter = new LocalRouter();
@@ -34,6 +46,9 @@ export class Host {
   readonly jid: Jid;
   /** disco#info features: each module adds what it implements. */
   readonly features = new Set<string>();
+  readonly components = new Map<string, Component>();
+  /** Path prefix -> handler, longest prefix first when matched. */
+  readonly httpRoutes = new Map<string, HttpHandler>();
 
   constructor(readonly config: Config, readonly storage: Storage, readonly log: Logger, readonly metrics: Metrics) {
     this.domain = config.domain;
@@ -42,6 +57,16 @@ export class Host {
 
   accountExists(username: string): boolean {
     return this.storage.getAccount(username) !== undefined;
+  }
+
+  addComponent(domain: string, component: Component): void {
+    if (this.components.has(domain) || domain === this.domain) throw new Error(`component ${domain}: that domain is already served`);
+    this.components.set(domain, component);
+  }
+
+  addHttpRoute(prefix: string, handler: HttpHandler): void {
+    if (this.httpRoutes.has(prefix)) throw new Error(`http route ${prefix}: already taken`);
+    this.httpRoutes.set(prefix, handler);
   }
 
   isLocal(jid: Jid): boolean {
@@ -81,6 +106,8 @@ export class Host {
     const { stanza, to } = event;
     const kind = stanza.name;
     const type = stanza.attrs.type;
+    const component = this.components.get(to.domain);
+    if (component) { component.handle(event); return; }
     if (!this.isLocal(to)) {
       // No server-to-server links (yet): say so instead of dropping silently.
       if (type !== 'error' && !(kind === 'iq' && type === 'result')) this.bounce(event, 'remote-server-not-found', `this server does not federate with ${to.domain}`);

@@ -1,5 +1,6 @@
 // XEP-0030 service discovery: the server's identity and exactly the features its loaded
-// modules registered; an account's identity for itself and its subscribers; no items.
+// modules registered, and the components (MUC, upload...) as items; an account's identity for
+// itself and its subscribers.
 import type { Host, StanzaEvent } from '../core/host.js';
 import { NS, errorReply, iqResult } from '../core/stanza.js';
 import { xml } from '../core/xml.js';
@@ -16,7 +17,10 @@ export default function disco(host: Host): void {
     return true;
   });
   host.hooks.on<StanzaEvent>(`iq-get/host/${NS.discoItems}:query`, (e) => {
-    host.reply(e, iqResult(e.stanza, xml('query', { xmlns: NS.discoItems })));
+    if (e.stanza.firstElement()!.attrs.node) { host.reply(e, errorReply(e.stanza, 'item-not-found')); return true; }
+    const q = xml('query', { xmlns: NS.discoItems });
+    for (const [jid, c] of [...host.components].sort(([a], [b]) => a.localeCompare(b))) q.append(xml('item', { jid, name: c.name }));
+    host.reply(e, iqResult(e.stanza, q));
     return true;
   });
 

@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Account, Invite, RosterItem, ScramCredentials, Storage, Subscription } from './types.js';
+import type { Account, Invite, ModuleStore, RosterItem, ScramCredentials, Storage, Subscription } from './types.js';
 
 export interface SqliteOptions {
   path: string;
@@ -32,9 +32,10 @@ const MIGRATIONS: string[] = [
    CREATE INDEX offline_user ON offline (username, id);
    CREATE TABLE vcard (username TEXT PRIMARY KEY, xml TEXT NOT NULL);
    CREATE TABLE invites (token TEXT PRIMARY KEY, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_by TEXT, used_at INTEGER);`,
+  `CREATE TABLE module_schema (module TEXT PRIMARY KEY, version INTEGER NOT NULL);`,
 ];
 
-type Kind = 'roster' | 'pending' | 'offline' | 'vcard';
+type Kind = 'roster' | 'pending' | 'offline' | 'vcard' | 'module';
 interface Deferred { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void }
 function deferred(): Deferred {
   let resolve!: () => void, reject!: (e: Error) => void;
@@ -56,7 +57,7 @@ export function migrate(db: Database.Database): number {
 export class SqliteStorage implements Storage {
   readonly db: Database.Database;
   private queue: (() => void)[] = [];
-  private pending: Record<Kind, number> = { roster: 0, pending: 0, offline: 0, vcard: 0 };
+  private pending: Record<Kind, number> = { roster: 0, pending: 0, offline: 0, vcard: 0, module: 0 };
   private batch: Deferred | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly rosterVersions = new Map<string, number>();
@@ -123,7 +124,7 @@ export class SqliteStorage implements Storage {
     const ops = this.queue;
     this.queue = [];
     this.batch = undefined;
-    this.pending = { roster: 0, pending: 0, offline: 0, vcard: 0 };
+    this.pending = { roster: 0, pending: 0, offline: 0, vcard: 0, module: 0 };
     const t0 = process.hrtime.bigint();
     try {
       this.db.transaction(() => { for (const op of ops) op(); })();
@@ -142,6 +143,19 @@ export class SqliteStorage implements Storage {
   /** Reads of a kind first commit queued writes of that kind, so they see them. */
   private sync(kind: Kind): void {
     if (this.pending[kind] > 0) this.flush();
+  }
+
+  moduleStore(name: string, migrations: string[]): ModuleStore {
+    const db = this.db;
+    const current = (db.prepare('SELECT version FROM module_schema WHERE module = ?').pluck().get(name) as number | undefined) ?? 0;
+    if (current > migrations.length) throw new Error(`module ${name}: schema version ${current} is newer than this server (${migrations.length}); upgrade the server`);
+    for (let v = current; v < migrations.length; v++) {
+      db.transaction(() => {
+        db.exec(migrations[v]!);
+        db.prepare('INSERT OR REPLACE INTO module_schema VALUES (?, ?)').run(name, v + 1);
+      })();
+    }
+    return { db, write: (op) => this.enqueue('module', op), sync: () => this.sync('module') };
   }
 
   barrier(): Promise<void> {

@@ -1,3 +1,4 @@
+import type Database from 'better-sqlite3';
 // The storage seam: SQLite now (sqlite.ts), PostgreSQL for a fleet later.
 // Writes return a promise that settles when the write is durable (committed and fsynced);
 // reads see every write made before them.
@@ -33,7 +34,21 @@ export interface Invite {
   usedBy?: string | undefined;
 }
 
+/** A module's own tables (mod_* style): migrated per module, written through the shared group
+ * commit so its writes cost no extra fsync. SQLite-specific by design: a module that must run on
+ * another backend gets a store of its own there. */
+export interface ModuleStore {
+  readonly db: Database.Database;
+  /** Queues `op` (which runs prepared statements on `db`) in the next group commit; settles when durable. */
+  write(op: () => void): Promise<void>;
+  /** Commits this store's queued writes now, so a read on `db` sees them. Call before reading. */
+  sync(): void;
+}
+
 export interface Storage {
+  /** Opens (creating and migrating) the tables of module `name`: migrations[i] is its schema version i+1. */
+  moduleStore(name: string, migrations: string[]): ModuleStore;
+
   getAccount(username: string): Account | undefined;
   /** false when the username is taken. Durable when it resolves. */
   createAccount(account: Account): Promise<boolean>;

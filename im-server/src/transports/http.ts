@@ -48,6 +48,16 @@ export function startHttp(host: Host, streams: Streams, state: HttpState): Serve
       }, (e: Error) => { res.writeHead(500); res.end(e.message); });
       return;
     }
+    const prefix = [...host.httpRoutes.keys()].filter((p) => path!.startsWith(p)).sort((a, b) => b.length - a.length)[0];
+    if (prefix !== undefined) {
+      const fail = (e: unknown): void => {
+        host.log.error({ err: (e as Error).stack, path }, 'http handler failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end('internal server error\n');
+      };
+      try { Promise.resolve(host.httpRoutes.get(prefix)!(req, res, path!)).catch(fail); } catch (e) { fail(e); }
+      return;
+    }
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found\n');
   });
