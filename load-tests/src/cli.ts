@@ -10,6 +10,7 @@ import { parseStages, stagesFromFlags } from './stages.js';
 import { parseThreshold, parseThresholdList, type Threshold } from './thresholds.js';
 import { randomPassword, randomPrefix, run, type RunOptions } from './runner.js';
 import { renderSummary } from './report.js';
+import { renderSearch, search, type SearchOptions } from './search.js';
 import type { Mechanism } from './xmpp/sasl.js';
 
 export const USAGE = `usage: npm run load -- --domain D [--host H] [--port P] [--ws URL] [--tls-ca FILE | --insecure]
@@ -44,6 +45,12 @@ accounts
   --keep-accounts          register but do not remove them afterwards
   --provision-concurrency N   parallel registrations/removals (default 50)
 
+capacity search (instead of one run)
+  --search-max N           search the largest user count that meets every threshold: start at --users,
+                           double until a run fails or N is reached, then bisect; each step is a full run
+  --search-resolution F    stop bisecting when the gap is within F of the passing count (default 0.1)
+  --search-min N           exit 99 when the capacity found is below N (default 1)
+
 results
   --threshold EXPR         repeatable: delivery_p95<500, errors==0, connect_p95<2s, messages_received_rate>10
   --thresholds-file FILE   one threshold per line (# comments)
@@ -64,6 +71,7 @@ const OPTIONS = {
   'no-register': { type: 'boolean' }, 'keep-accounts': { type: 'boolean' }, 'provision-concurrency': { type: 'string' },
   threshold: { type: 'string', multiple: true }, 'thresholds-file': { type: 'string' }, config: { type: 'string' },
   'summary-json': { type: 'string' }, 'no-progress': { type: 'boolean' }, timeout: { type: 'string' }, drain: { type: 'string' },
+  'search-max': { type: 'string' }, 'search-resolution': { type: 'string' }, 'search-min': { type: 'string' },
   help: { type: 'boolean' },
 } as const;
 
@@ -102,7 +110,9 @@ function merged(argv: string[]): Values {
   return out;
 }
 
-export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): RunOptions & { summaryJson?: string } {
+export type CliOptions = RunOptions & { summaryJson?: string; search?: SearchOptions & { min: number } };
+
+export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
   let v: Values;
   try {
     v = merged(argv);
@@ -177,6 +187,19 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     timeoutMs: dur('timeout', '30s'),
     sourceAddresses: s('source-addresses') ? parseAddresses(s('source-addresses')!) : [],
   };
+  let searchOpts: CliOptions['search'];
+  if (s('search-max') !== undefined) {
+    const max = int(s('search-max'), 'search-max', 0, 1);
+    const resolution = Number(s('search-resolution') ?? '0.1');
+    if (!(resolution > 0 && resolution < 1)) throw new UsageError(`--search-resolution must be a fraction between 0 and 1, got "${s('search-resolution')}"`);
+    if (s('stages')) throw new UsageError('--search-max uses --users (start), --ramp and --duration for each step; drop --stages');
+    if (executor !== 'ramping-vus') throw new UsageError('--search-max searches a number of users: use the ramping-vus executor');
+    if (thresholds.length === 0) throw new UsageError('--search-max needs thresholds (--threshold or --thresholds-file): they define what "still serves" means');
+    if (max < users) throw new UsageError(`--search-max (${max}) must be at least --users (${users}), where the search starts`);
+    searchOpts = { start: users, max, resolution, min: int(s('search-min'), 'search-min', 1, 0) };
+  } else if (s('search-resolution') !== undefined || s('search-min') !== undefined) {
+    throw new UsageError('--search-resolution and --search-min only apply with --search-max N');
+  }
   const register = !v['no-register'];
   const password = s('password') ?? env.LOAD_PASSWORD;
   if (!register && (!s('user-prefix') || !password)) throw new UsageError('--no-register needs --user-prefix and --password (or LOAD_PASSWORD) for the existing accounts');
@@ -189,7 +212,23 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     drainMs: dur('drain', '5s'),
     progress: !v['no-progress'],
     summaryJson: s('summary-json') === undefined ? undefined : userPath(s('summary-json')!),
+    search: searchOpts,
   };
+}
+
+function writeJson(file: string, value: unknown): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`summary written to ${file}\n`);
+}
+
+async function runSearch(opts: CliOptions, o: SearchOptions & { min: number }): Promise<number> {
+  const result = await search(opts, o, (x) => parseRange(x), (step, r) => {
+    process.stdout.write(`\n${renderSummary(r)}\n\nstep: ${step.users} users ${step.passed ? 'PASS' : `FAIL (${step.failed.join(', ')})`}\n`);
+  });
+  process.stdout.write(`\ncapacity search (${opts.target.domain}, ${(opts.rampMs / 1000).toFixed(0)} s ramp + ${(opts.durationMs / 1000).toFixed(0)} s hold per step):\n${renderSearch(result)}\n`);
+  if (opts.summaryJson) writeJson(opts.summaryJson, result);
+  return result.capacity >= o.min ? 0 : 99;
 }
 
 async function main(): Promise<number> {
@@ -211,6 +250,14 @@ async function main(): Promise<number> {
     process.stderr.write('\nstopping: removing test accounts and printing the summary (Ctrl-C again to quit now)\n');
     abort.abort();
   });
+  if (opts.search) {
+    try {
+      return await runSearch(opts, opts.search);
+    } catch (e) {
+      process.stderr.write(`\ncapacity search could not run: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
   let result;
   try {
     result = await run(opts, (x) => parseRange(x));
@@ -219,11 +266,7 @@ async function main(): Promise<number> {
     return 1;
   }
   process.stdout.write(`${renderSummary(result)}\n`);
-  if (opts.summaryJson) {
-    mkdirSync(dirname(opts.summaryJson), { recursive: true });
-    writeFileSync(opts.summaryJson, `${JSON.stringify(result, null, 2)}\n`);
-    process.stdout.write(`summary written to ${opts.summaryJson}\n`);
-  }
+  if (opts.summaryJson) writeJson(opts.summaryJson, result);
   return result.passed ? 0 : 99;
 }
 

@@ -61,6 +61,21 @@ test('an impossible threshold makes the exit code non-zero and the summary names
   t.regex(r.stdout, /FAILED: 1 threshold\(s\) not met: delivery_p95<0/);
 });
 
+test('a capacity search finds the largest user count that meets the thresholds', async (t) => {
+  // register_count<=12 (one registration per user, before the load) stands in for a server that serves 12 users: the search must land on exactly 12.
+  const json = join(scratch(t), 'search.json');
+  const r = await load([...target(), '--transport', 'tcp', '--users', '3', '--search-max', '40', '--duration', '1s', '--think', '200ms',
+    '--threshold', 'register_count<=12', '--threshold', 'errors==0', '--summary-json', json]);
+  t.is(r.code, 0, r.stdout + r.stderr);
+  t.regex(r.stdout, /capacity: 12 users meet every threshold \(13 do not\)/);
+  const s = JSON.parse(readFileSync(json, 'utf8'));
+  t.deepEqual(s.steps.map((x: { users: number }) => x.users), [3, 6, 12, 24, 18, 15, 13]);
+  t.true(s.steps.every((x: { errors: number }) => x.errors === 0), 'every step ran cleanly');
+  const none = await load([...target(), '--users', '2', '--search-max', '4', '--duration', '1s', '--threshold', 'register_count<1']);
+  t.is(none.code, 99, none.stdout + none.stderr);
+  t.regex(none.stdout, /capacity: none/);
+});
+
 test('bad usage exits 2 with a clear message', async (t) => {
   const r = await load(['--domain', 'x', '--threshold', 'delivery_p95 about 5']);
   t.is(r.code, 2);
@@ -68,6 +83,12 @@ test('bad usage exits 2 with a clear message', async (t) => {
   const r2 = await load(['--domain', 'x', '--tls-ca', '/nonexistent', '--insecure']);
   t.is(r2.code, 2);
   t.regex(r2.stderr, /not both/);
+  const r3 = await load(['--domain', 'x', '--users', '10', '--search-max', '5', '--threshold', 'errors==0']);
+  t.is(r3.code, 2);
+  t.regex(r3.stderr, /--search-max \(5\) must be at least --users \(10\)/);
+  const r4 = await load(['--domain', 'x', '--search-max', '50']);
+  t.is(r4.code, 2);
+  t.regex(r4.stderr, /needs thresholds/);
 });
 
 test('a server that refuses the accounts makes the run fail with a hint, not a pass', async (t) => {

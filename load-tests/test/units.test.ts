@@ -9,6 +9,7 @@ import { parseAddresses } from '../src/context.js';
 import { createSasl } from '../src/xmpp/sasl.js';
 import { StreamParser } from '../src/xmpp/parser.js';
 import type { XmlElement } from '../src/xmpp/xml.js';
+import { nextUsers, summarise } from '../src/search.js';
 
 test('durations in k6 notation', (t) => {
   t.is(parseDuration('500ms'), 500);
@@ -149,3 +150,22 @@ test('stream parser: stanzas split across chunks, restarts, and bad XML', (t) =>
   t.is(events[2], 'open s2');
   t.regex(events[3]!, /^error/);
 });
+
+test('capacity search doubles until a failure, then bisects to the resolution', (t) => {
+  const limit = 37; // a server that serves up to 37 users
+  const o = { start: 5, max: 1000, resolution: 0.1 };
+  const steps: { users: number; passed: boolean }[] = [];
+  for (let u = nextUsers(steps, o); u !== undefined; u = nextUsers(steps, o)) steps.push({ users: u, passed: u <= limit });
+  t.deepEqual(steps.slice(0, 5).map((s) => s.users), [5, 10, 20, 40, 30]);
+  const r = summarise(steps.map((s) => ({ ...s, failed: [], deliveryP95: undefined, messagesPerSecond: undefined, errors: 0 })));
+  t.true(r.capacity <= limit && r.firstFailure! > limit, JSON.stringify(r));
+  t.true(r.firstFailure! - r.capacity <= Math.max(1, Math.floor(r.capacity * 0.1)), 'within 10 %');
+  // A server that serves the ceiling: stop there. One that fails at the start: capacity 0.
+  t.deepEqual(run([], { start: 8, max: 20, resolution: 0.1 }, () => true), [8, 16, 20]);
+  t.deepEqual(run([], { start: 1, max: 20, resolution: 0.1 }, () => false), [1]);
+});
+
+function run(steps: { users: number; passed: boolean }[], o: { start: number; max: number; resolution: number }, ok: (u: number) => boolean): number[] {
+  for (let u = nextUsers(steps, o); u !== undefined; u = nextUsers(steps, o)) steps.push({ users: u, passed: ok(u) });
+  return steps.map((s) => s.users);
+}
