@@ -1,4 +1,6 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
@@ -123,4 +125,24 @@ test('upload: files expire (expirySeconds) and are deleted from disk', async (t)
     t.is((await fetch(local(s1.get))).status, 404);
     await stopClient(a);
   } finally { await s.stop(); }
+});
+
+// A full disk needs a small file system: a tmpfs, which only root can mount.
+(process.getuid?.() === 0 ? test : test.skip)('upload: a full disk answers 507 and leaves no partial file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pi-im-full-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0700', 'tmpfs', dir]);
+  const s = await server({ dir }).catch(async (e: Error) => { execFileSync('umount', [dir]); throw e; });
+  try {
+    const a = await connect(s, { username: uniq('full'), password: 'pw', register: true });
+    const s1 = slot(await requestSlot(a, 'big.bin', 1024 * 1024));
+    t.is((await put(s1.put, new Uint8Array(1024 * 1024))).status, 507);
+    t.deepEqual(readdirSync(dir), [], 'no partial file is left');
+    t.is((await fetch(local(s1.get))).status, 404);
+    const s2 = slot(await requestSlot(a, 'small.txt', 5, 'text/plain'));
+    t.is((await put(s2.put, 'small', 'text/plain')).status, 201, 'the space is free again');
+    await stopClient(a);
+  } finally {
+    await s.stop();
+    execFileSync('umount', [dir]);
+  }
 });
