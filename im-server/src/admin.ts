@@ -3,8 +3,9 @@
 //   admin passwd alice@localhost --password-file F | --password-stdin
 //   admin deluser alice@localhost
 //   admin users
-//   admin invite [--ttl-hours 168]
-//   admin invites
+//   admin invite [--ttl-hours 168] [--uses N | --unlimited]   prints the token, then its xmpp: URI
+//   admin invites                                           every invite with its state and uses
+//   admin revoke-invite TOKEN
 // Common: --data-dir DIR (default ./data, env PI_IM_DATA_DIR), --domain D (checks user@D)
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     options: {
       'data-dir': { type: 'string' }, 'domain': { type: 'string' }, 'password-file': { type: 'string' },
       'password-stdin': { type: 'boolean' }, 'ttl-hours': { type: 'string' }, 'iterations': { type: 'string' },
+      'uses': { type: 'string' }, 'unlimited': { type: 'boolean' },
     },
   });
   const [cmd, arg] = positionals;
@@ -76,15 +78,32 @@ async function main(): Promise<void> {
       case 'invite': {
         const hours = Number(values['ttl-hours'] ?? 168);
         if (!(hours > 0)) fail('--ttl-hours must be a positive number');
-        const inv = await storage.createInvite(randomBytes(18).toString('base64url'), hours * 3600);
+        if (values.unlimited && values.uses !== undefined) fail('give --uses N or --unlimited, not both');
+        const uses = values.unlimited ? null : Number(values.uses ?? 1);
+        if (uses !== null && !(Number.isInteger(uses) && uses >= 1)) fail('--uses must be a whole number of at least 1');
+        const inv = await storage.createInvite(randomBytes(18).toString('base64url'), hours * 3600, uses);
+        // XEP-0401 §4: clients open xmpp:<domain>?register;preauth=<token>.
+        const domain = values.domain ?? process.env.PI_IM_DOMAIN ?? 'localhost';
         console.log(inv.token);
+        console.log(`xmpp:${domain}?register;preauth=${inv.token}`);
         break;
       }
       case 'invites':
-        for (const i of storage.listInvites()) console.log(`${i.token}\texpires ${new Date(i.expiresAt).toISOString()}\t${i.usedBy ? `used by ${i.usedBy}` : 'unused'}`);
+        for (const i of storage.listInvites()) {
+          const state = i.revokedAt !== undefined ? 'revoked' : i.expiresAt <= Date.now() ? 'expired'
+            : i.maxUses !== null && i.uses >= i.maxUses ? 'used up' : 'valid';
+          const uses = `${i.uses}/${i.maxUses ?? 'unlimited'} uses`;
+          console.log(`${i.token}\t${state}\texpires ${new Date(i.expiresAt).toISOString()}\t${uses}\t${i.users.length ? `used by ${i.users.join(',')}` : 'unused'}`);
+        }
+        break;
+      case 'revoke-invite':
+        if (!arg) fail('revoke-invite needs the token');
+        if (!storage.getInvite(arg)) fail(`no invite ${arg}`);
+        if (!storage.revokeInvite(arg)) fail(`invite ${arg} was revoked already`);
+        console.log(`revoked ${arg}`);
         break;
       default:
-        fail('commands: adduser USER, passwd USER, deluser USER, users, invite [--ttl-hours N], invites; --data-dir DIR');
+        fail('commands: adduser USER, passwd USER, deluser USER, users, invite [--ttl-hours N] [--uses N | --unlimited], invites, revoke-invite TOKEN; --data-dir DIR, --domain D');
     }
   } finally {
     storage.close();

@@ -81,7 +81,12 @@ export const ConfigSchema = z.object({
     publicUrl: z.string().url().optional(),
     maxFileSize: z.number().int().positive().default(100 * 1024 * 1024),
     quotaPerUser: z.number().int().positive().default(1024 * 1024 * 1024),
+    /** Uploaded files are deleted this long after their upload (0 keeps them). */
     expiryDays: z.number().int().min(0).default(30),
+    /** Overrides expiryDays with a finer unit (tests; 0 keeps files). */
+    expirySeconds: z.number().int().min(0).optional(),
+    /** How long a slot can be used for its PUT. */
+    slotSeconds: z.number().int().min(1).default(300),
     /** Files are stored under <dataDir>/uploads unless this is set. */
     dir: z.string().optional(),
   }).strict().default({}),
@@ -118,6 +123,8 @@ const FLAGS = {
   'tls-key': ['tls.key', 'string'],
   'max-connections-per-address': ['limits.maxConnectionsPerAddress', 'number'],
   'commit-window-ms': ['storage.commitWindowMs', 'number'],
+  'upload-url': ['upload.publicUrl', 'string'],
+  'upload-max-file-size': ['upload.maxFileSize', 'number'],
 } as const;
 
 const envName = (flag: string): string => 'PI_IM_' + flag.toUpperCase().replace(/-/g, '_');
@@ -147,6 +154,8 @@ export const USAGE = `pi-im-server: an XMPP server
   --tls-cert/--tls-key    PEM files (default: self-signed, made in the data dir)
   --log-level L           fatal|error|warn|info|debug|trace|silent
   --max-connections-per-address N, --commit-window-ms N
+  --upload-url URL        public base URL of /upload (XEP-0363; default http://<domain>:<http-port>/upload)
+  --upload-max-file-size N  largest upload in bytes (default 104857600)
   --help`;
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {

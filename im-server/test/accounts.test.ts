@@ -24,7 +24,7 @@ test('invite policy: registration needs a token made by the admin command, used 
   try {
     t.is(await attempt(s, { username: uniq('no'), password: 'pw', register: true }), 'forbidden');
     const { stdout } = await admin(s.dataDir, 'invite', '--ttl-hours', '1');
-    const token = stdout.trim();
+    const token = stdout.split('\n')[0]!;
     t.regex(token, /^[\w-]{20,}$/);
     const u = uniq('inv');
     t.is(await attempt(s, { username: u, password: 'pw', register: true, invite: token }), 'ok');

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
-import { nodePorts, renderCompose, ComposeOptions } from "../render/compose";
+import { nodePorts, renderCompose, ComposeOptions, UPLOAD_MAX_BYTES, uploadBodyLimit } from "../render/compose";
 import { renderNginxConf } from "../render/nginx";
 import {
   CLUSTER_DIR, TLS_DIR, renderClusterDeploy, renderClusterUndo, renderImageLoad, renderImagePull, renderImageRemove,
@@ -100,11 +100,15 @@ export class ImCluster extends pulumi.ComponentResource {
       nodeCpus: args.nodeCpus,
       nginxMemory: args.nginxMemory,
       httpPort: args.ports.http,
+      httpsPort: args.ports.https,
+      uploadMaxBytes: UPLOAD_MAX_BYTES,
     });
     this.nginxConf = renderNginxConf({
       domain: args.domain,
       ports: args.ports,
       tlsDir: "/tls",
+      // The same limit as the nodes' --upload-max-file-size (renderCompose), so nginx passes every allowed upload.
+      maxBodySize: uploadBodyLimit(UPLOAD_MAX_BYTES),
       upstreams: ports.map((p) => ({ host: "127.0.0.1", httpPort: p.httpPort, c2sPort: p.c2sPort })),
     });
     const services = [...ports.map((p) => p.name), "nginx"];

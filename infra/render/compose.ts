@@ -23,6 +23,23 @@ export interface ComposeOptions {
   nginxMemory: string;
   /** nginx's plain-HTTP port, probed by its health check. */
   httpPort: number;
+  /** nginx's HTTPS port: XEP-0363 upload URLs handed to clients point there. */
+  httpsPort: number;
+  /** Largest file upload in bytes (default UPLOAD_MAX_BYTES); nginx's body limit must match (uploadBodyLimit). */
+  uploadMaxBytes?: number;
+}
+
+/** The IM server's own default (upload.maxFileSize). */
+export const UPLOAD_MAX_BYTES = 100 * 1024 * 1024;
+
+/** Where clients PUT and GET files: through nginx, which proxies / to the nodes' /upload/. */
+export function uploadUrl(domain: string, httpsPort: number): string {
+  return `https://${domain}${httpsPort === 443 ? "" : `:${httpsPort}`}/upload`;
+}
+
+/** nginx's client_max_body_size for uploads of up to `bytes` (a PUT body is the file itself). */
+export function uploadBodyLimit(bytes: number = UPLOAD_MAX_BYTES): string {
+  return String(bytes);
 }
 
 export interface NodePorts {
@@ -56,6 +73,7 @@ export function renderCompose(o: ComposeOptions): string {
         "--domain", o.domain, "--data-dir", "/data",
         "--c2s-host", "127.0.0.1", "--c2s-port", String(n.c2sPort), "--http-host", "127.0.0.1", "--http-port", String(n.httpPort),
         "--registration", o.registration, "--tls-cert", "/tls/cert.pem", "--tls-key", "/tls/key.pem",
+        "--upload-url", uploadUrl(o.domain, o.httpsPort), "--upload-max-file-size", String(o.uploadMaxBytes ?? UPLOAD_MAX_BYTES),
       ],
       network_mode: "host",
       user: o.user,

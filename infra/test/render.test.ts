@@ -28,7 +28,7 @@ function run(cmd: string, args: string[], opts: { input?: string; cwd?: string }
 const compose: ComposeOptions = {
   domain: "chat.office.lan", nodes: 2, serverImage: "pi-im/im-server:latest", nginxImage: "pi-im/nginx:latest",
   dataDir: "/mnt/storage/im_data", tlsDir: "/etc/pi-im/tls", nginxConfPath: "/etc/pi-im/cluster/nginx.conf", user: "1000:1000",
-  registration: "invite", internalPortBase: 15000, nodeMemory: "768m", nodeCpus: 2, nginxMemory: "128m", httpPort: 80,
+  registration: "invite", internalPortBase: 15000, nodeMemory: "768m", nodeCpus: 2, nginxMemory: "128m", httpPort: 80, httpsPort: 443,
 };
 
 export function makeCert(dir: string): void {

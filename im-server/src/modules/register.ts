@@ -1,10 +1,18 @@
 // XEP-0077 in-band registration under a policy (closed | invite | open), invite tokens
-// (XEP-0401 <preauth/>), password change and account removal.
+// (XEP-0401 <preauth/>; single- or multi-use, expiring, revocable), password change and account removal.
 import type { PreAuthEvent } from '../core/c2s.js';
 import type { Host, StanzaEvent } from '../core/host.js';
 import { makeAccount } from '../core/sasl.js';
 import { NS, errorReply, iqResult } from '../core/stanza.js';
 import { xml } from '../core/xml.js';
+import type { InviteStatus } from '../storage/types.js';
+
+const INVITE_TEXT: Record<Exclude<InviteStatus, 'valid'>, string> = {
+  'unknown': 'unknown invite: check the link or ask for a new one',
+  'expired': 'this invite has expired: ask for a new one',
+  'revoked': 'this invite was revoked: ask for a new one',
+  'used-up': 'this invite has been used as often as it allows: ask for a new one',
+};
 
 export default function register(host: Host): void {
   host.features.add(NS.register);
@@ -14,7 +22,9 @@ export default function register(host: Host): void {
   if (policy !== 'closed') {
     host.hooks.on<PreAuthEvent>(`iq-preauth/${NS.preauth}`, ({ stanza, stream, reply }) => {
       const token = stanza.firstElement()!.attrs.token ?? '';
-      if (stanza.attrs.type !== 'set' || !host.storage.checkInvite(token)) { reply(errorReply(stanza, 'item-not-found', 'unknown or expired invite')); return true; }
+      if (stanza.attrs.type !== 'set') { reply(errorReply(stanza, 'bad-request', 'send the token with an iq of type set')); return true; }
+      const status = host.storage.inviteStatus(token);
+      if (status !== 'valid') { reply(errorReply(stanza, 'item-not-found', INVITE_TEXT[status])); return true; }
       stream.invite = token;
       reply(iqResult(stanza));
       return true;
@@ -33,17 +43,29 @@ export default function register(host: Host): void {
       const username = host.prepUsername(query.getChildText('username') ?? '');
       const password = query.getChildText('password') ?? '';
       if (!username || password.length === 0) { reply(errorReply(stanza, 'not-acceptable', 'a valid username and a password are needed')); return true; }
-      if (policy === 'invite' && !(stream.invite && host.storage.checkInvite(stream.invite))) {
-        reply(errorReply(stanza, 'forbidden', 'registration on this server needs an invite'));
-        return true;
+      const invite = policy === 'invite' ? stream.invite : undefined;
+      if (policy === 'invite') {
+        if (!invite) { reply(errorReply(stanza, 'forbidden', 'registration on this server needs an invite (XEP-0401 preauth token)')); return true; }
+        if (host.accountExists(username)) { reply(errorReply(stanza, 'conflict', 'that username is taken')); return true; }
+        // Taken before the account exists, so parallel registrations cannot exceed its uses.
+        if (!host.storage.consumeInvite(invite, username)) {
+          const status = host.storage.inviteStatus(invite);
+          reply(errorReply(stanza, 'forbidden', status === 'valid' ? 'the invite could not be used' : INVITE_TEXT[status]));
+          return true;
+        }
       }
-      const invite = stream.invite;
       makeAccount(username, password, iterations).then(async (account) => {
-        if (!(await host.storage.createAccount(account))) return reply(errorReply(stanza, 'conflict', 'that username is taken'));
-        if (policy === 'invite' && invite) host.storage.consumeInvite(invite, username);
+        if (!(await host.storage.createAccount(account))) {
+          if (invite) host.storage.releaseInvite(invite, username);
+          return reply(errorReply(stanza, 'conflict', 'that username is taken'));
+        }
         host.log.info({ user: username }, 'account registered');
         reply(iqResult(stanza));
-      }).catch((err: Error) => { host.log.error({ err: err.message }, 'registration failed'); reply(errorReply(stanza, 'internal-server-error')); });
+      }).catch((err: Error) => {
+        if (invite) host.storage.releaseInvite(invite, username);
+        host.log.error({ err: err.message }, 'registration failed');
+        reply(errorReply(stanza, 'internal-server-error'));
+      });
       return true;
     });
   }

@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Account, Invite, ModuleStore, RosterItem, ScramCredentials, Storage, Subscription } from './types.js';
+import type { Account, Invite, InviteStatus, ModuleStore, RosterItem, ScramCredentials, Storage, Subscription } from './types.js';
 
 export interface SqliteOptions {
   path: string;
@@ -33,6 +33,13 @@ const MIGRATIONS: string[] = [
    CREATE TABLE vcard (username TEXT PRIMARY KEY, xml TEXT NOT NULL);
    CREATE TABLE invites (token TEXT PRIMARY KEY, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_by TEXT, used_at INTEGER);`,
   `CREATE TABLE module_schema (module TEXT PRIMARY KEY, version INTEGER NOT NULL);`,
+  // Multi-use invites: max_uses NULL is unlimited (earlier invites were single-use), revocation.
+  `ALTER TABLE invites ADD COLUMN max_uses INTEGER DEFAULT 1;
+   ALTER TABLE invites ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE invites ADD COLUMN revoked_at INTEGER;
+   UPDATE invites SET uses = 1 WHERE used_by IS NOT NULL;
+   CREATE TABLE invite_uses (token TEXT NOT NULL, username TEXT NOT NULL, used_at INTEGER NOT NULL, PRIMARY KEY (token, username));
+   INSERT INTO invite_uses SELECT token, used_by, coalesce(used_at, created_at) FROM invites WHERE used_by IS NOT NULL;`,
 ];
 
 type Kind = 'roster' | 'pending' | 'offline' | 'vcard' | 'module';
@@ -96,10 +103,17 @@ export class SqliteStorage implements Storage {
       delOffline: db.prepare('DELETE FROM offline WHERE username = ? AND id <= ?'),
       vcard: db.prepare('SELECT xml FROM vcard WHERE username = ?').pluck(),
       setVcard: db.prepare('INSERT OR REPLACE INTO vcard VALUES (?, ?)'),
-      addInvite: db.prepare('INSERT INTO invites (token, created_at, expires_at) VALUES (?, ?, ?)'),
-      invite: db.prepare('SELECT token, created_at, expires_at, used_by FROM invites WHERE token = ?'),
-      useInvite: db.prepare('UPDATE invites SET used_by = ?, used_at = ? WHERE token = ? AND used_by IS NULL'),
-      invites: db.prepare('SELECT token, created_at, expires_at, used_by FROM invites ORDER BY created_at'),
+      addInvite: db.prepare('INSERT INTO invites (token, created_at, expires_at, max_uses) VALUES (?, ?, ?, ?)'),
+      invite: db.prepare('SELECT * FROM invites WHERE token = ?'),
+      // One statement, so concurrent registrations (on any node) never exceed max_uses.
+      useInvite: db.prepare(`UPDATE invites SET uses = uses + 1, used_by = coalesce(used_by, ?), used_at = ?
+        WHERE token = ? AND revoked_at IS NULL AND expires_at > ? AND (max_uses IS NULL OR uses < max_uses)`),
+      addInviteUse: db.prepare('INSERT OR REPLACE INTO invite_uses VALUES (?, ?, ?)'),
+      unuseInvite: db.prepare('UPDATE invites SET uses = uses - 1 WHERE token = ? AND uses > 0'),
+      delInviteUse: db.prepare('DELETE FROM invite_uses WHERE token = ? AND username = ?'),
+      revokeInvite: db.prepare('UPDATE invites SET revoked_at = ? WHERE token = ? AND revoked_at IS NULL'),
+      invites: db.prepare('SELECT * FROM invites ORDER BY created_at'),
+      inviteUsers: db.prepare('SELECT username FROM invite_uses WHERE token = ? ORDER BY used_at, username').pluck(),
     };
   }
 
@@ -315,25 +329,63 @@ export class SqliteStorage implements Storage {
 
   // ---- invites: rare, committed at once ----
 
-  async createInvite(token: string, ttlSeconds: number): Promise<Invite> {
+  async createInvite(token: string, ttlSeconds: number, maxUses: number | null = 1): Promise<Invite> {
     const now = Date.now();
-    const inv = { token, createdAt: now, expiresAt: now + ttlSeconds * 1000 };
-    this.s.addInvite.run(token, inv.createdAt, inv.expiresAt);
-    return inv;
+    this.s.addInvite.run(token, now, now + ttlSeconds * 1000, maxUses);
+    return this.getInvite(token)!;
+  }
+
+  private toInvite(r: InviteRow): Invite {
+    return {
+      token: r.token, createdAt: r.created_at, expiresAt: r.expires_at, usedBy: r.used_by ?? undefined,
+      maxUses: r.max_uses, uses: r.uses, revokedAt: r.revoked_at ?? undefined,
+      users: this.s.inviteUsers.all(r.token) as string[],
+    };
+  }
+
+  getInvite(token: string): Invite | undefined {
+    const r = this.s.invite.get(token) as InviteRow | undefined;
+    return r ? this.toInvite(r) : undefined;
+  }
+
+  inviteStatus(token: string): InviteStatus {
+    const r = this.s.invite.get(token) as InviteRow | undefined;
+    if (!r) return 'unknown';
+    if (r.revoked_at !== null) return 'revoked';
+    if (r.expires_at <= Date.now()) return 'expired';
+    if (r.max_uses !== null && r.uses >= r.max_uses) return 'used-up';
+    return 'valid';
   }
 
   checkInvite(token: string): boolean {
-    const r = this.s.invite.get(token) as { expires_at: number; used_by: string | null } | undefined;
-    return !!r && r.used_by === null && r.expires_at > Date.now();
+    return this.inviteStatus(token) === 'valid';
   }
 
   consumeInvite(token: string, username: string): boolean {
-    if (!this.checkInvite(token)) return false;
-    return this.s.useInvite.run(username, Date.now(), token).changes === 1;
+    const now = Date.now();
+    return this.db.transaction(() => {
+      if (this.s.useInvite.run(username, now, token, now).changes !== 1) return false;
+      this.s.addInviteUse.run(token, username, now);
+      return true;
+    })();
+  }
+
+  releaseInvite(token: string, username: string): void {
+    this.db.transaction(() => {
+      if (this.s.delInviteUse.run(token, username).changes === 1) this.s.unuseInvite.run(token);
+    })();
+  }
+
+  revokeInvite(token: string): boolean {
+    return this.s.revokeInvite.run(Date.now(), token).changes === 1;
   }
 
   listInvites(): Invite[] {
-    return (this.s.invites.all() as { token: string; created_at: number; expires_at: number; used_by: string | null }[])
-      .map((r) => ({ token: r.token, createdAt: r.created_at, expiresAt: r.expires_at, usedBy: r.used_by ?? undefined }));
+    return (this.s.invites.all() as InviteRow[]).map((r) => this.toInvite(r));
   }
+}
+
+interface InviteRow {
+  token: string; created_at: number; expires_at: number; used_by: string | null;
+  max_uses: number | null; uses: number; revoked_at: number | null;
 }

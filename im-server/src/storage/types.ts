@@ -31,8 +31,17 @@ export interface Invite {
   token: string;
   createdAt: number;
   expiresAt: number;
+  /** The first account registered with it. */
   usedBy?: string | undefined;
+  /** null: unlimited. */
+  maxUses: number | null;
+  uses: number;
+  revokedAt?: number | undefined;
+  /** Accounts registered with it, oldest first. */
+  users: string[];
 }
+
+export type InviteStatus = 'valid' | 'unknown' | 'expired' | 'revoked' | 'used-up';
 
 /** A module's own tables (mod_* style): migrated per module, written through the shared group
  * commit so its writes cost no extra fsync. SQLite-specific by design: a module that must run on
@@ -79,10 +88,18 @@ export interface Storage {
   getVcard(username: string): string | undefined;
   setVcard(username: string, xml: string): Promise<void>;
 
-  createInvite(token: string, ttlSeconds: number): Promise<Invite>;
-  /** True (and marks it used) when the token exists, is unused and not expired. */
+  /** maxUses: registrations it allows (null: unlimited; default 1). */
+  createInvite(token: string, ttlSeconds: number, maxUses?: number | null): Promise<Invite>;
+  getInvite(token: string): Invite | undefined;
+  inviteStatus(token: string): InviteStatus;
+  /** True when the token exists, is not expired, revoked or used up. */
   checkInvite(token: string): boolean;
+  /** Counts one use by `username` (atomically, across nodes); false when the invite is no longer valid. */
   consumeInvite(token: string, username: string): boolean;
+  /** Gives back a use taken by consumeInvite (the account could not be created). */
+  releaseInvite(token: string, username: string): void;
+  /** false when there is no such token or it was revoked already. */
+  revokeInvite(token: string): boolean;
   listInvites(): Invite[];
 
   /** Settles when every write queued so far is durable. */
