@@ -157,11 +157,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The namespace has no DNS, so upload URLs name the loopback address, not the test domain.
 # shellcheck disable=SC2317
 start_pi_im() {
   [ -f "$PI_IM_ROOT/im-server/package.json" ] || die "no im-server/ in $PI_IM_ROOT"
   (cd "$PI_IM_ROOT" && exec setsid npm start --silent -- --domain "$domain" --data-dir "$tmp/data" \
-    --c2s-port 5222 --http-port 5280 --registration open) >"$tmp/server.log" 2>&1 &
+    --c2s-port 5222 --http-port 5280 --registration open \
+    --upload-url http://127.0.0.1:5280/upload) >"$tmp/server.log" 2>&1 &
   server_pid=$!
 }
 
