@@ -3,7 +3,7 @@
 // and destroys everything again. Run by hand (it takes 15-40 minutes):
 //   npm run capacity:qemu -- [--search-max 800] [--users 50] [--duration 60s] [any load flag]
 // Extra flags go to the load runner after the defaults, so they override them.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,6 +32,9 @@ async function main(): Promise<number> {
   let project: Project | undefined;
   let deployed = false;
   try {
+    log("building the server image from this checkout (cached by input hash)");
+    execFileSync("npm", ["run", "--silent", "build", "-w", "im-server"], { cwd: repoRoot, stdio: "inherit" });
+    execFileSync("bash", ["tools/images/build-im-server.sh", "--arch", "arm64"], { cwd: repoRoot, stdio: ["ignore", "ignore", "inherit"] });
     board = await startBoard({ stateDir: join(dir, "board") });
     log(`board up: ssh ${board.ssh}, https ${board.https}, xmpp ${board.xmpp}`);
     project = new Project("qemu", { PI_IM_SSH_KEY_FILE: board.key });

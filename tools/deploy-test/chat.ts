@@ -58,5 +58,22 @@ const gotByBob = await toBob;
 const toAlice = nextMessage(a);
 await b.send(xml("message", { to: `${alice}@${domain}`, type: "chat" }, xml("body", {}, "hello over wss")));
 const gotByAlice = await toAlice;
+const upload = register ? await shareFile(a) : undefined;
 await Promise.all([a.stop(), b.stop()]);
-console.log(JSON.stringify({ alice, bob, password, gotByBob, gotByAlice }));
+console.log(JSON.stringify({ alice, bob, password, gotByBob, gotByAlice, upload }));
+
+/** XEP-0363 through nginx: a slot from upload.<domain>, PUT, then GET as another party would. */
+async function shareFile(c: Client): Promise<{ putStatus: number; getStatus: number; same: boolean; contentType: string; getUrl: string }> {
+  const data = Buffer.from(`a photo from the deploy test ${Date.now()}\n`.repeat(200));
+  const slot = await c.iqCaller.request(xml("iq", { type: "get", to: `upload.${domain}` },
+    xml("request", { xmlns: "urn:xmpp:http:upload:0", filename: "photo.jpg", size: String(data.length), "content-type": "image/jpeg" })));
+  const el = slot.getChild("slot");
+  const putUrl = String(el?.getChild("put")?.attrs["url"]);
+  const getUrl = String(el?.getChild("get")?.attrs["url"]);
+  // The URLs name the site (https://pi-im.test/upload/...); the emulated board is reached on a forwarded port.
+  const viaBoard = (u: string) => u.replace(/^https:\/\/[^/]+/, `https://127.0.0.1:${new URL(wsService!).port}`);
+  const put = await fetch(viaBoard(putUrl), { method: "PUT", body: data, headers: { "content-type": "image/jpeg" } });
+  const got = await fetch(viaBoard(getUrl));
+  const body = Buffer.from(await got.arrayBuffer());
+  return { putStatus: put.status, getStatus: got.status, same: body.equals(data), contentType: got.headers.get("content-type") ?? "", getUrl };
+}

@@ -41,7 +41,8 @@ export function httpsGet(port: number, servername: string, ca: string, path: str
   });
 }
 
-export interface ChatResult { alice: string; bob: string; password: string; gotByBob: { from: string; body: string }; gotByAlice: { from: string; body: string } }
+export interface ChatResult { alice: string; bob: string; password: string; gotByBob: { from: string; body: string }; gotByAlice: { from: string; body: string };
+  upload?: { putStatus: number; getStatus: number; same: boolean; contentType: string; getUrl: string } }
 
 /** Runs chat.ts with the site CA trusted through NODE_EXTRA_CA_CERTS (real verification). */
 export function chat(args: { domain: string; xmppPort: number; httpsPort: number; ca: string; prefix: string; loginOnly?: boolean; password?: string }): Promise<ChatResult> {

@@ -116,11 +116,17 @@ test("4. the IM node is healthy (also after the reboot) and nginx serves HTTPS w
   t.is(health.status, 200);
 });
 
-test("5. two users register and chat through 5222 (STARTTLS) and wss://.../xmpp-websocket", async (t) => {
+test("5. two users register and chat through 5222 (STARTTLS) and wss://.../xmpp-websocket, and share a file over https", async (t) => {
   const r = await chat({ domain: DOMAIN, xmppPort: board.xmpp, httpsPort: board.https, ca, prefix: "deploy" });
   t.is(r.gotByBob.body, "hello over STARTTLS");
   t.true(r.gotByBob.from.startsWith(`${r.alice}@${DOMAIN}/`));
   t.is(r.gotByAlice.body, "hello over wss");
+  // A shared file (XEP-0363) goes up and comes down through nginx under the site's https URL.
+  t.regex(r.upload!.getUrl, new RegExp(`^https://${DOMAIN.replace(".", "\\.")}/upload/`), "upload URLs name the site");
+  t.is(r.upload!.putStatus, 201, "the upload is stored");
+  t.is(r.upload!.getStatus, 200);
+  t.true(r.upload!.same, "the downloaded file has the uploaded bytes");
+  t.is(r.upload!.contentType, "image/jpeg");
 });
 
 test("5b. 50 users chat on the emulated Pi within the thresholds (load-tests/ci/pi-50-users.thresholds)", async (t) => {

@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # The board runs the image of the server as it is in this checkout (cached by input hash).
+npm run --silent build -w im-server
 bash tools/images/build-im-server.sh --arch arm64 >/dev/null
 exec npx ava --config tools/deploy-test/ava.config.mjs
