@@ -26,9 +26,16 @@ function load(args: string[]): Promise<number> {
   });
 }
 
+let board: BoardState | undefined;
+// Ctrl-C during the deploy or the search: the board is throw-away, so stop it rather than leave
+// an emulator running (the load runner removes its own accounts on its first Ctrl-C).
+process.on("SIGINT", () => {
+  log("interrupted: stopping the board");
+  void (board ? stopBoard(board) : Promise.resolve()).finally(() => process.exit(130));
+});
+
 async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "pi-im-capacity-"));
-  let board: BoardState | undefined;
   let project: Project | undefined;
   let deployed = false;
   try {
