@@ -88,6 +88,10 @@ test('paging 25 messages by 10, forward and backward; filters; errors', async (t
   t.deepEqual(bodies(await mamQuery(dan, { fields: { 'after-id': ids[2]!, 'before-id': ids[6]! } })), ['n4', 'n5', 'n6']);
   t.deepEqual(bodies(await mamQuery(dan, { fields: { ids: [ids[9]!, ids[0]!] } })), ['n1', 'n10']);
   t.deepEqual(bodies(await mamQuery(dan, { max: 3, before: '', flip: true })), ['n25', 'n24', 'n23']);
+  const md = (await dan.iqCaller.request(xml('iq', { type: 'get' }, xml('metadata', { xmlns: NS_MAM })))).getChild('metadata', NS_MAM)!;
+  t.deepEqual([md.getChild('start')?.attrs.id, md.getChild('end')?.attrs.id], [ids[0], ids[24]]);
+  const form = (await dan.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: NS_MAM })))).getChild('query', NS_MAM)!.getChild('x', 'jabber:x:data')!;
+  t.deepEqual(form.getChildren('field').map((f) => f.attrs.var), ['FORM_TYPE', 'with', 'start', 'end', 'before-id', 'after-id', 'ids']);
 
   // Time filters.
   t.is((await mamQuery(dan, { start })).items.length, 25);
