@@ -2,7 +2,7 @@ import test from 'ava';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { xml } from '@xmpp/client';
-import { connect, startServer, stopClient, uniq, type TestServer, type XmppClient } from './helpers.js';
+import { connect, startServer, stopClient, uniq, waitFor, type TestServer, type XmppClient } from './helpers.js';
 import { NS_MAM, NS_SID, chat, got, iqError, mamQuery } from './mam-helpers.js';
 
 let server: TestServer;
@@ -29,15 +29,18 @@ test('a conversation is in both archives; the delivered stanza-id is the archive
   await bob.send(chat(`${a}@localhost/${ann.jid!.resource}`, 'hi ann'));
   await got(ann, 'hi ann');
   await ann.send(xml('message', { to: `${b}@localhost`, type: 'chat' }, xml('composing', { xmlns: 'http://jabber.org/protocol/chatstates' })));
+  await ann.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'omemo' }, xml('encrypted', { xmlns: 'eu.siacs.conversations.axolotl' }, xml('payload', {}, 'AAAA'))));
+  await waitFor(bob, (s) => s.attrs.id === 'omemo', 'the encrypted message');
 
   const bobs = await mamQuery(bob, { with: `${a}@localhost` });
-  t.deepEqual(bodies(bobs), ['hello bob', 'hi ann']);
+  t.deepEqual(bodies(bobs), ['hello bob', 'hi ann', undefined]);
+  t.truthy(bobs.items[2]!.message.getChild('encrypted', 'eu.siacs.conversations.axolotl'), 'an encrypted payload without body is archived');
   t.is(bobs.items[0]!.id, sids[0]!.attrs.id ?? 'none', 'stanza-id = archive UID');
   t.is(bobs.items[0]!.message.attrs.from, `${a}@localhost/${ann.jid!.resource}`);
   t.true(bobs.complete);
-  t.is(bobs.count, 2);
+  t.is(bobs.count, 3);
   const anns = await mamQuery(ann);
-  t.deepEqual(bodies(anns), ['hello bob', 'hi ann'], 'sender archive has both, no chat state');
+  t.deepEqual(bodies(anns), ['hello bob', 'hi ann', undefined], 'sender archive has them all, no chat state');
   t.truthy(anns.items[0]!.stamp);
   // 'with' a full JID matches only that resource.
   t.deepEqual(bodies(await mamQuery(bob, { with: `${a}@localhost/elsewhere` })), []);

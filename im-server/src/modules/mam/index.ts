@@ -23,12 +23,14 @@ const PRIORITY = 100;
 export interface MucMessageEvent { room: string; stanza: Element; occupant: string }
 export interface MucMamQueryEvent { event: StanzaEvent; room: string; allowed: boolean }
 
-/** Worth archiving in a user archive (XEP-0313 §5.1.1), honouring XEP-0334 hints. */
+/** Worth archiving in a user archive (XEP-0313 §5.1.1): a body or an end-to-end encrypted payload
+ * (OMEMO, OpenPGP), honouring XEP-0334 store hints. */
 export function archivable(stanza: Element): boolean {
   const type = stanza.attrs.type ?? 'normal';
   if (type !== 'chat' && type !== 'normal') return false;
   if (stanza.getChild('no-store', NS_HINTS) || stanza.getChild('no-permanent-store', NS_HINTS)) return false;
-  return stanza.getChild('body') !== undefined || stanza.getChild('encrypted') !== undefined || stanza.getChild('store', NS_HINTS) !== undefined;
+  return stanza.getChild('body') !== undefined || stanza.getChild('encrypted') !== undefined
+    || stanza.getChild('openpgp', 'urn:xmpp:openpgp:0') !== undefined || stanza.getChild('store', NS_HINTS) !== undefined;
 }
 
 /** XEP-0359 §3: ids claiming to be by `by` can only be forged; drop them. */
@@ -54,7 +56,7 @@ export default function mam(host: Host): void {
     const { stanza, from, to } = e;
     if (!archivable(stanza) || to.bare === from.bare || !isKnown(to)) return false;
     if (!shouldArchive(host, store, from.local, to.bare)) return false;
-    store.append(from.bare, to.full, to.bare, serialise(stanza));
+    store.append(from.bare, to.full, to.bare, serialise(stanza, (c) => c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === from.bare));
     return false;
   }, PRIORITY);
 
