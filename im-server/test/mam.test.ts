@@ -148,8 +148,8 @@ test('preferences: never archives nothing for that user; get returns what was se
   await Promise.all([stopClient(gil), stopClient(hue)]);
 });
 
-test('the archive survives a restart; items older than retentionDays are deleted at start', async (t) => {
-  const srv = await startServer();
+test('the archive survives a restart; items older than retentionDays are deleted at start; pages are capped', async (t) => {
+  const srv = await startServer({ config: { mam: { maxPageSize: 2 } } });
   try {
     const a = uniq('ida'), b = uniq('jay');
     const ida = await connect(srv, { username: a, password: 'pw', register: true });
@@ -157,7 +157,8 @@ test('the archive survives a restart; items older than retentionDays are deleted
     await jay.send(xml('presence'));
     for (const body of ['old one', 'old two', 'recent']) await ida.send(chat(`${b}@localhost`, body));
     await got(jay, 'recent');
-    await ida.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    const capped = await mamQuery(jay, { max: 10 });
+    t.deepEqual([bodies(capped), capped.complete, capped.count], [['old one', 'old two'], false, 3], 'mam.maxPageSize caps max');
     await Promise.all([stopClient(ida), stopClient(jay)]);
     t.is(await srv.stop(), 0);
     // Age two of them by 40 days, as if archived then.
