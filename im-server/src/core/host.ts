@@ -46,6 +46,11 @@ export class Host {
   readonly jid: Jid;
   /** disco#info features: each module adds what it implements. */
   readonly features = new Set<string>();
+  /** What an account's bare JID advertises in disco#info (PEP, MAM...): to the owner and those
+   * who may see its presence, or only to the owner. */
+  readonly accountFeatures = new Set<string>();
+  readonly ownerFeatures = new Set<string>();
+  readonly accountIdentities: { category: string; type: string }[] = [{ category: 'account', type: 'registered' }];
   readonly components = new Map<string, Component>();
   /** Path prefix -> handler, longest prefix first when matched. */
   readonly httpRoutes = new Map<string, HttpHandler>();

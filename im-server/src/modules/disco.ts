@@ -31,8 +31,12 @@ export default function disco(host: Host): void {
   };
   host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoInfo}:query`, (e) => {
     if (!host.accountExists(e.to.local) || !mayKnow(e)) return false;
+    if (e.stanza.firstElement()!.attrs.node) return false;
+    const owner = e.from.bare === e.to.bare;
+    const features = new Set([NS.discoInfo, ...host.accountFeatures, ...(owner ? host.ownerFeatures : [])]);
     host.reply(e, iqResult(e.stanza, xml('query', { xmlns: NS.discoInfo },
-      xml('identity', { category: 'account', type: 'registered' }), xml('feature', { var: NS.discoInfo }))));
+      ...host.accountIdentities.map((i) => xml('identity', i)),
+      ...[...features].sort().map((f) => xml('feature', { var: f })))));
     return true;
   });
   host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoItems}:query`, (e) => {

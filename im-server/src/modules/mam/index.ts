@@ -1,0 +1,121 @@
+// XEP-0313 message archive management with XEP-0359 stanza ids. A 1:1 message worth keeping
+// (chat/normal with a body or an encrypted payload) goes into the archive of each local party:
+// the sender's when a client sends it (out/message), the recipient's when it is routed to them
+// (message/bare|full, before message.ts delivers or stores it offline), and the recipient's copy
+// gets <stanza-id by=user id=UID/>. Room archives are filled through the MUC module's
+// muc-message hook. Items older than mam.retentionDays are deleted at start and hourly.
+import type { Host, StanzaEvent } from '../../core/host.js';
+import type { Jid } from '../../core/jid.js';
+import { NS, errorReply, iqResult } from '../../core/stanza.js';
+import { type Element, xml } from '../../core/xml.js';
+import { hookPrefs, shouldArchive } from './prefs.js';
+import { NS_MAM, NS_MAM_EXT, queryForm } from './query.js';
+import { serveMetadata, serveQuery } from './serve.js';
+import { ArchiveStore } from './store.js';
+
+export const NS_SID = 'urn:xmpp:sid:0';
+const NS_HINTS = 'urn:xmpp:hints';
+const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
+const HOUR = 3600_000;
+// Above message.ts (0) and carbons (50): the id is on the stanza before it is delivered or copied.
+const PRIORITY = 100;
+
+export interface MucMessageEvent { room: string; stanza: Element; occupant: string }
+export interface MucMamQueryEvent { event: StanzaEvent; room: string; allowed: boolean }
+
+/** Worth archiving in a user archive (XEP-0313 §5.1.1): a body or an end-to-end encrypted payload
+ * (OMEMO, OpenPGP), honouring XEP-0334 store hints. */
+export function archivable(stanza: Element): boolean {
+  const type = stanza.attrs.type ?? 'normal';
+  if (type !== 'chat' && type !== 'normal') return false;
+  if (stanza.getChild('no-store', NS_HINTS) || stanza.getChild('no-permanent-store', NS_HINTS)) return false;
+  return stanza.getChild('body') !== undefined || stanza.getChild('encrypted') !== undefined
+    || stanza.getChild('openpgp', 'urn:xmpp:openpgp:0') !== undefined || stanza.getChild('store', NS_HINTS) !== undefined;
+}
+
+/** XEP-0359 §3: ids claiming to be by `by` can only be forged; drop them. */
+function stripStanzaIds(stanza: Element, by: string): void {
+  stanza.children = stanza.children.filter((c) => typeof c === 'string' || !(c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === by));
+}
+
+/** The copy kept in the archive: a jabber:client stanza as it was. */
+function serialise(stanza: Element, drop?: (c: Element) => boolean): string {
+  const copy = stanza.clone();
+  copy.attrs.xmlns = NS.client;
+  if (drop) copy.children = copy.children.filter((c) => typeof c === 'string' || !drop(c));
+  return copy.toString();
+}
+
+export default function mam(host: Host): void {
+  const store = new ArchiveStore(host.storage);
+  const domain = host.domain;
+  const isKnown = (jid: Jid): boolean => (jid.domain === domain ? host.accountExists(jid.local) : host.components.has(jid.domain));
+
+  // Outgoing: into the sender's archive. Messages to oneself are archived once, as incoming.
+  host.hooks.on<StanzaEvent>('out/message', (e) => {
+    const { stanza, from, to } = e;
+    if (!archivable(stanza) || to.bare === from.bare || !isKnown(to)) return false;
+    if (!shouldArchive(host, store, from.local, to.bare)) return false;
+    store.append(from.bare, to.full, to.bare, serialise(stanza, (c) => c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === from.bare));
+    return false;
+  }, PRIORITY);
+
+  // Incoming: into the recipient's archive, with the UID on the stanza delivered or stored offline.
+  const incoming = (e: StanzaEvent): boolean => {
+    const { stanza, from, to } = e;
+    if (!host.accountExists(to.local)) return false;
+    stripStanzaIds(stanza, to.bare);
+    if (!archivable(stanza) || !shouldArchive(host, store, to.local, from.bare)) return false;
+    const id = store.append(to.bare, from.full, from.bare, serialise(stanza));
+    stanza.append(xml('stanza-id', { xmlns: NS_SID, by: to.bare, id }));
+    return false;
+  };
+  host.hooks.on<StanzaEvent>('message/bare', incoming, PRIORITY);
+  host.hooks.on<StanzaEvent>('message/full', incoming, PRIORITY);
+
+  // Queries, the form, metadata: only the owner reads a user archive.
+  const ownArchive = (e: StanzaEvent, what: () => void): boolean => {
+    if (!host.accountExists(e.to.local)) return false;
+    if (e.from.bare !== e.to.bare) host.reply(e, errorReply(e.stanza, 'forbidden', 'only its owner can read this archive'));
+    else what();
+    return true;
+  };
+  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS_MAM}:query`, (e) => ownArchive(e, () => serveQuery(host, store, e, e.to.bare)));
+  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS_MAM}:query`, (e) => ownArchive(e, () => host.reply(e, iqResult(e.stanza, queryForm()))));
+  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS_MAM}:metadata`, (e) => ownArchive(e, () => serveMetadata(host, store, e, e.to.bare)));
+  hookPrefs(host, store);
+
+  // The account's own disco#info lists MAM (clients look there); only the owner sees it.
+  for (const f of [NS_MAM, NS_MAM_EXT, NS_SID]) host.ownerFeatures.add(f);
+
+  // Rooms (the MUC module fires these): archive what the room broadcasts, answer room queries.
+  host.hooks.on<MucMessageEvent>('muc-message', ({ room, stanza }) => {
+    stripStanzaIds(stanza, room);
+    if (!stanza.getChild('body') && !stanza.getChild('subject') && !stanza.getChild('encrypted')) return false;
+    if (stanza.getChild('no-store', NS_HINTS) || stanza.getChild('no-permanent-store', NS_HINTS)) return false;
+    const nick = stanza.attrs.from ?? room;
+    // XEP-0313 §5.1.2: no 'to' in room results, and no muc#user x the sender could have forged.
+    const copy = stanza.clone();
+    delete copy.attrs.to;
+    const id = store.append(room, nick, nick, serialise(copy, (c) => c.name === 'x' && c.ns === NS_MUC_USER));
+    stanza.append(xml('stanza-id', { xmlns: NS_SID, by: room, id }));
+    return false;
+  });
+  host.hooks.on<MucMamQueryEvent>('muc-mam-query', ({ event, room, allowed }) => {
+    if (!allowed) { host.reply(event, errorReply(event.stanza, 'forbidden', 'you may not read this room\'s archive')); return true; }
+    if (event.stanza.attrs.type === 'set') serveQuery(host, store, event, room);
+    else if (event.stanza.firstElement()!.name === 'metadata') serveMetadata(host, store, event, room);
+    else host.reply(event, iqResult(event.stanza, queryForm()));
+    return true;
+  });
+  host.hooks.on<{ room: string }>('muc-room-destroyed', ({ room }) => { void store.deleteOwner(room).catch(() => {}); return false; });
+  host.hooks.on<{ username: string }>('account-removing', ({ username }) => { void store.deleteOwner(`${username}@${domain}`).catch(() => {}); return false; });
+
+  // Retention.
+  const days = host.config.mam.retentionDays;
+  if (days > 0) {
+    const expire = (): void => { void store.expire(Date.now() - days * 24 * HOUR).catch(() => {}); };
+    expire();
+    setInterval(expire, HOUR).unref();
+  }
+}
