@@ -37,6 +37,12 @@ load
   --rate R                 constant-arrival-rate: iterations started per second
   --think T                pause between iterations: 1s or a range 0.5s-2s (default per scenario)
   --message-size B         chat body bytes: 100 or a range 50-500 (default 100)
+  --file-size B            upload: file bytes, e.g. 100000 or 10000-2000000 (default 100000)
+  --upload-service JID     upload: the XEP-0363 service (default upload.<domain>)
+  --http-base URL          upload: send PUT/GET to this origin instead of the one in the slot URLs
+                           (a site reached through another address, e.g. https://127.0.0.1:8443)
+  --muc-service JID        groupchat: the XEP-0045 service (default conference.<domain>)
+  --room-size N            groupchat: occupants per room (default 10)
 
 accounts
   --user-prefix P          account names P0, P1, ... (default lt<random>_)
@@ -71,6 +77,8 @@ const OPTIONS = {
   'no-register': { type: 'boolean' }, 'keep-accounts': { type: 'boolean' }, 'provision-concurrency': { type: 'string' },
   threshold: { type: 'string', multiple: true }, 'thresholds-file': { type: 'string' }, config: { type: 'string' },
   'summary-json': { type: 'string' }, 'no-progress': { type: 'boolean' }, timeout: { type: 'string' }, drain: { type: 'string' },
+  'file-size': { type: 'string' }, 'upload-service': { type: 'string' }, 'http-base': { type: 'string' },
+  'muc-service': { type: 'string' }, 'room-size': { type: 'string' },
   'search-max': { type: 'string' }, 'search-resolution': { type: 'string' }, 'search-min': { type: 'string' },
   help: { type: 'boolean' },
 } as const;
@@ -176,6 +184,24 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  let fileSize;
+  try {
+    fileSize = parseRange(s('file-size') ?? '100000', (x) => {
+      const n = Number(x);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`bad --file-size "${x}": bytes, e.g. 100000 or 10000-2000000`);
+      return n;
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const httpBase = s('http-base');
+  if (httpBase !== undefined && !/^https?:\/\/[^/]+\/?$/.test(httpBase)) throw new UsageError(`--http-base must be an origin such as https://127.0.0.1:8443, got "${httpBase}"`);
+  const features = {
+    fileSize, httpBase: httpBase?.replace(/\/$/, ''),
+    uploadService: s('upload-service') ?? `upload.${domain}`,
+    mucService: s('muc-service') ?? `conference.${domain}`,
+    roomSize: int(s('room-size'), 'room-size', 10, 2),
+  };
   const target: Target = {
     host: s('host') ?? '127.0.0.1',
     port: int(s('port'), 'port', 5222, 1),
@@ -204,7 +230,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   const password = s('password') ?? env.LOAD_PASSWORD;
   if (!register && (!s('user-prefix') || !password)) throw new UsageError('--no-register needs --user-prefix and --password (or LOAD_PASSWORD) for the existing accounts');
   return {
-    target, transport, executor, stages, users, rate, rampMs, durationMs, mix, think, messageSize, thresholds,
+    target, transport, executor, stages, users, rate, rampMs, durationMs, mix, think, messageSize, features, thresholds,
     register, keepAccounts: Boolean(v['keep-accounts']),
     userPrefix: s('user-prefix') ?? randomPrefix(),
     password: password ?? randomPassword(),

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { ErrorLog, connectAndLogin, newClient, pool, sleep, type Target, type Transport } from './context.js';
 import { Metrics, type MetricSummary } from './metrics.js';
-import { OnlineSet, Vu, type Range, type RunContext, type Scenario } from './scenario.js';
+import { OnlineSet, Vu, type FeatureOptions, type Range, type RunContext, type Scenario } from './scenario.js';
 import { assignScenarios, type MixEntry } from './scenarios/index.js';
 import { maxTarget, targetAt, totalDurationMs, type Stage } from './stages.js';
 import { evaluate, type Threshold, type ThresholdResult } from './thresholds.js';
@@ -23,6 +23,7 @@ export interface RunOptions {
   /** Think time between iterations; undefined: each scenario's default. */
   think: Range | undefined;
   messageSize: Range;
+  features: FeatureOptions;
   thresholds: Threshold[];
   /** Register accounts by XEP-0077 before the run and remove them after. */
   register: boolean;
@@ -60,6 +61,7 @@ export async function run(o: RunOptions, parseThink: (s: string) => Range): Prom
     errors: new ErrorLog(metrics),
     online: new OnlineSet(),
     messageSize: o.messageSize,
+    features: o.features,
     vus: [],
   };
   // Declare every metric the scenarios report, so thresholds on them are valid even at zero.
@@ -123,7 +125,7 @@ export async function run(o: RunOptions, parseThink: (s: string) => Range): Prom
 
 function declare(metrics: Metrics, name: string): void {
   if (metrics.map.has(name)) return;
-  const counters = /^(messages_|presence_sent|presence_received|logins|errors)/;
+  const counters = /^(messages_|presence_sent|presence_received|logins|errors|files_)|_bytes$/;
   if (name === 'roster_items') metrics.gauge(name);
   else if (counters.test(name)) metrics.counter(name);
   else metrics.trend(name);

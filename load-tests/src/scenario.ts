@@ -8,6 +8,19 @@ export interface Range {
   sample(): number;
 }
 
+export interface FeatureOptions {
+  /** Upload scenario: file size in bytes. */
+  fileSize: Range;
+  /** XEP-0363 service JID (default upload.<domain>). */
+  uploadService: string;
+  /** Replaces the origin (scheme://host:port) of upload URLs, for a site reached by another address. */
+  httpBase: string | undefined;
+  /** XEP-0045 service JID (default conference.<domain>). */
+  mucService: string;
+  /** Groupchat scenario: occupants per room. */
+  roomSize: number;
+}
+
 /** State shared by all VUs of one run. */
 export interface RunContext {
   target: Target;
@@ -17,6 +30,8 @@ export interface RunContext {
   online: OnlineSet;
   /** Body size in bytes for chat messages. */
   messageSize: Range;
+  /** Settings of the feature scenarios (upload, groupchat). */
+  features: FeatureOptions;
   /** All VUs by id (created lazily), e.g. to find a roster partner. */
   vus: Array<Vu | undefined>;
 }

@@ -17,12 +17,9 @@ export function parseStages(s: string): Stage[] {
   return stages;
 }
 
-/** `--users N --ramp R --duration D`: ramp 0->N over R, then hold N for D. */
+/** `--users N --ramp R --duration D`: ramp 0->N over R (R = 0: all N at once), then hold N for D. */
 export function stagesFromFlags(users: number, rampMs: number, durationMs: number): Stage[] {
-  const stages: Stage[] = [];
-  if (rampMs > 0) stages.push({ durationMs: rampMs, target: users });
-  stages.push({ durationMs, target: users });
-  return stages;
+  return [{ durationMs: rampMs, target: users }, { durationMs, target: users }];
 }
 
 export function totalDurationMs(stages: Stage[]): number {

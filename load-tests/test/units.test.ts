@@ -39,7 +39,11 @@ test('stages: linear ramps, holds, ramp-down and jumps', (t) => {
   t.is(targetAt(s, 40_000), 0);
   t.is(targetAt(parseStages('0s:20,5s:20'), 0), 20, 'a zero-length stage jumps');
   t.deepEqual(stagesFromFlags(50, 10_000, 60_000), [{ durationMs: 10_000, target: 50 }, { durationMs: 60_000, target: 50 }]);
-  t.deepEqual(stagesFromFlags(50, 0, 60_000), [{ durationMs: 60_000, target: 50 }]);
+  // No ramp: all 50 at once (a zero-length stage jumps), not a ramp stretched over the hold.
+  const noRamp = stagesFromFlags(50, 0, 60_000);
+  t.deepEqual(noRamp, [{ durationMs: 0, target: 50 }, { durationMs: 60_000, target: 50 }]);
+  t.is(targetAt(noRamp, 0), 50);
+  t.is(totalDurationMs(noRamp), 60_000);
   t.throws(() => parseStages('10s'), { message: /duration:target/ });
 });
 
@@ -93,7 +97,7 @@ test('scenario mixes follow their weights for any prefix of VUs', (t) => {
   t.is(names.filter((n) => n === 'roster').length, 20);
   const first10 = names.slice(0, 10);
   t.is(first10.filter((n) => n === 'chat').length, 7);
-  t.throws(() => parseMix('groupchat'), { message: /not implemented yet/ });
+  t.throws(() => parseMix('nosuch'), { message: /unknown scenario "nosuch"; known: chat, roster/ });
   t.throws(() => parseMix('chat:-1'), { message: /bad weight/ });
 });
 

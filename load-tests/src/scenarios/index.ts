@@ -2,13 +2,9 @@ import type { Scenario } from '../scenario.js';
 import { chat } from './chat.js';
 import { roster } from './roster.js';
 import { connect, idle } from './connect.js';
+import { upload } from './upload.js';
 
-/**
- * Group chat (XEP-0045) and file upload (XEP-0363) scenarios are not here on purpose: pi-im does
- * not implement them yet, and a scenario that cannot exercise the feature would only report
- * a fake pass. Add them as files here once the server has the feature.
- */
-export const SCENARIOS: Record<string, Scenario> = { chat, roster, connect, idle };
+export const SCENARIOS: Record<string, Scenario> = { chat, roster, connect, idle, upload };
 
 export interface MixEntry {
   scenario: Scenario;
@@ -21,8 +17,7 @@ export function parseMix(s: string): MixEntry[] {
     const [name, w] = part.split(/[:=]/).map((x) => x.trim());
     const scenario = SCENARIOS[name ?? ''];
     if (!scenario) {
-      const hint = name === 'groupchat' || name === 'muc' || name === 'upload' ? ' (not implemented yet: the server has no such feature)' : '';
-      throw new Error(`unknown scenario "${name}"${hint}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+      throw new Error(`unknown scenario "${name}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
     }
     const weight = w === undefined ? 1 : Number(w);
     if (!(weight > 0)) throw new Error(`bad weight "${w}" for scenario ${name}: use a positive number`);
