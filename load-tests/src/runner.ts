@@ -125,7 +125,7 @@ export async function run(o: RunOptions, parseThink: (s: string) => Range): Prom
 
 function declare(metrics: Metrics, name: string): void {
   if (metrics.map.has(name)) return;
-  const counters = /^(messages_|presence_sent|presence_received|logins|errors|files_)|_bytes$/;
+  const counters = /^(messages_|muc_messages_|presence_sent|presence_received|logins|errors|files_)|_bytes$/;
   if (name === 'roster_items') metrics.gauge(name);
   else if (counters.test(name)) metrics.counter(name);
   else metrics.trend(name);
