@@ -1,0 +1,54 @@
+// Raw-socket helpers for XEP-0198 resumption tests: exact h values and the exact stanzas resent
+// are what is checked, which client libraries hide.
+import { rawLogin, rawScramSha256, rawSecure, streamHeader, type RawConn, type TestServer } from './helpers.js';
+
+export const SM = 'urn:xmpp:sm:3';
+
+/** Stanzas (top-level message/presence/iq) in raw stream data. */
+export const stanzaCount = (data: string): number => (data.match(/<(message|presence|iq)[\s>/]/g) ?? []).length;
+
+/** Message bodies in raw stream data, in order. */
+export const bodiesIn = (data: string): string[] => [...data.matchAll(/<body>([^<]*)<\/body>/g)].map((m) => m[1]!);
+
+/** Raw login with resumable SM, initial presence, and a ping round trip; `data` is reset after <enabled/>. */
+export async function resumableLogin(port: number, user: string, resource: string): Promise<{ c: RawConn; id: string }> {
+  const c = await rawLogin(port, user, 'pw', resource);
+  c.send(`<enable xmlns='${SM}' resume='true'/>`);
+  const got = await c.until(/<enabled[^>]*\/>/);
+  const id = /<enabled[^>]* id="([^"]+)"/.exec(got)?.[1];
+  if (!id || !/resume="true"/.test(got)) throw new Error('no resumable <enabled/>: ' + got);
+  c.data = '';
+  c.send(`<presence/>`);
+  c.send(`<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  await c.until(/<iq[^>]*id="sync"/);
+  return { c, id };
+}
+
+/** A new authenticated stream that sends <resume/>; resolves once <resumed/> or <failed/> arrived. */
+export async function rawResume(port: number, user: string, previd: string, h: number): Promise<RawConn> {
+  const c = await rawSecure(port);
+  if (!(await rawScramSha256(c, user, 'pw'))) throw new Error('login failed: ' + c.data);
+  c.data = '';
+  c.send(streamHeader);
+  await c.until('</stream:features>');
+  c.data = '';
+  c.send(`<resume xmlns='${SM}' previd='${previd}' h='${h}'/>`);
+  await c.until(/<resumed[^>]*\/>|<\/failed>/);
+  return c;
+}
+
+/** Resolves when the server logs a line containing `text` (past lines count too). */
+export function serverLogged(server: TestServer, text: string, ms = 10_000): Promise<void> {
+  if (server.logs.some((l) => l.includes(text))) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { server.proc.stdout!.off('data', on); reject(new Error(`server never logged "${text}"`)); }, ms);
+    // The harness's own listener (added first) has already split the chunk into server.logs.
+    const on = (): void => {
+      if (!server.logs.some((l) => l.includes(text))) return;
+      clearTimeout(timer);
+      server.proc.stdout!.off('data', on);
+      resolve();
+    };
+    server.proc.stdout!.on('data', on);
+  });
+}

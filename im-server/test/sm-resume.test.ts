@@ -1,0 +1,142 @@
+// XEP-0198 resumption: a session whose TCP connection is cut stays bound; <resume/> on a new
+// connection gets exactly the stanzas the client had not acknowledged, once each, with the
+// right h both ways; a session not resumed in time ends and its unacked messages go offline.
+import test from 'ava';
+import { xml } from '@xmpp/client';
+import { connect, rawLogin, startServer, stopClient, uniq, type TestServer, type XmppClient } from './helpers.js';
+import { SM, bodiesIn, rawResume, resumableLogin, serverLogged, stanzaCount } from './sm-helpers.js';
+
+async function sender(server: TestServer): Promise<XmppClient> {
+  return connect(server, { username: uniq('alice'), password: 'pw', register: true });
+}
+
+/** Sends chat messages and waits until the server has handled them (a ping round trip). */
+async function sendAll(alice: XmppClient, to: string, bodies: string[]): Promise<void> {
+  for (const b of bodies) await alice.send(xml('message', { to, type: 'chat', id: b }, xml('body', {}, b)));
+  await alice.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+}
+
+async function register(server: TestServer, user: string): Promise<void> {
+  await stopClient(await connect(server, { username: user, password: 'pw', register: true }));
+}
+
+test('resume after a cut connection: unacked stanzas once each, acked ones not again, h both ways; whenAcked survives', async (t) => {
+  const server = await startServer();
+  try {
+    const bob = uniq('bob');
+    await register(server, bob);
+    const alice = await sender(server);
+    const aliceFull = alice.jid!.toString();
+    await sendAll(alice, `${bob}@localhost`, ['offline0']);
+
+    // Sent to bob, in order: 1 his own presence, 2 offline0, 3 the ping result, 4 m1, 5 m2, 6 m3, 7 m4.
+    const { c: first, id } = await resumableLogin(server.c2sPort, bob, 'phone');
+    await sendAll(alice, `${bob}@localhost`, ['m1', 'm2', 'm3']);
+    await first.until('<body>m3</body>');
+    t.deepEqual(bodiesIn(first.data), ['offline0', 'm1', 'm2', 'm3']);
+    t.is(stanzaCount(first.data), 6);
+    first.socket.destroy();
+    await first.closed;
+    await serverLogged(server, 'session waits to be resumed');
+    await sendAll(alice, `${bob}@localhost`, ['m4']); // arrives while the session hibernates
+
+    // Only the presence acknowledged: everything after it comes again, in order.
+    const second = await rawResume(server.c2sPort, bob, id, 1);
+    t.regex(second.data, new RegExp(`<resumed xmlns="${SM}" previd="${id}" h="2"/>`), 'the server handled 2 stanzas: presence and ping');
+    await second.until('<body>m4</body>');
+    t.deepEqual(bodiesIn(second.data), ['offline0', 'm1', 'm2', 'm3', 'm4']);
+    t.is(stanzaCount(second.data), 6, 'the acked presence is not resent');
+    second.send(`<a xmlns='${SM}' h='5'/>`); // through m2: covers the offline message
+    second.send(`<r xmlns='${SM}'/>`);
+    await second.until(`<a xmlns="${SM}" h="2"/>`);
+    second.socket.destroy();
+    await second.closed;
+
+    // Resumed again, acking through m2: m3 and m4 only, once each.
+    await serverLogged(server, 'session waits to be resumed');
+    const third = await rawResume(server.c2sPort, bob, id, 5);
+    t.regex(third.data, /<resumed [^>]*h="2"\/>/);
+    await third.until('<body>m4</body>');
+    t.deepEqual(bodiesIn(third.data), ['m3', 'm4']);
+
+    // Same session: same full JID, routing works both ways, counters continue.
+    await sendAll(alice, `${bob}@localhost/phone`, ['m5']);
+    await third.until('<body>m5</body>');
+    const back = new Promise<string>((resolve) => alice.on('stanza', (s) => { if (s.getChildText('body') === 'back') resolve(s.attrs.from as string); }));
+    third.send(`<message to='${aliceFull}' type='chat' id='back'><body>back</body></message>`);
+    t.is(await back, `${bob}@localhost/phone`);
+    third.send(`<a xmlns='${SM}' h='8'/><r xmlns='${SM}'/>`);
+    await third.until(`<a xmlns="${SM}" h="3"/>`);
+    third.send('</stream:stream>');
+    await third.closed;
+
+    // The offline row was deleted by the ack on the resumed stream; nothing was re-handled.
+    const next = await rawLogin(server.c2sPort, bob, 'pw', 'desk');
+    next.send(`<presence/><iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await next.until(/<iq[^>]*id="sync"/);
+    t.deepEqual(bodiesIn(next.data), []);
+    next.end();
+    await stopClient(alice);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('resume with an unknown id or another user\'s id fails with item-not-found; binding still works', async (t) => {
+  const server = await startServer();
+  try {
+    const bob = uniq('bob');
+    const eve = uniq('eve');
+    await register(server, bob);
+    await register(server, eve);
+    const { c: first, id } = await resumableLogin(server.c2sPort, bob, 'phone');
+    first.socket.destroy();
+    await first.closed;
+
+    const stranger = await rawResume(server.c2sPort, eve, id, 0);
+    t.regex(stranger.data, /<failed xmlns="urn:xmpp:sm:3"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"\/>/);
+    const unknown = await rawResume(server.c2sPort, bob, 'no-such-id', 0);
+    t.regex(unknown.data, /<failed xmlns="urn:xmpp:sm:3"><item-not-found /);
+    unknown.send(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>again</resource></bind></iq>`);
+    await unknown.until(`<jid>${bob}@localhost/again</jid>`);
+    t.pass();
+    // Bob's real session is still there to be resumed.
+    const resumed = await rawResume(server.c2sPort, bob, id, 0);
+    t.regex(resumed.data, /<resumed /);
+    stranger.end();
+    unknown.end();
+    resumed.end();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a session not resumed in time ends; its unacked messages (and those sent meanwhile) are stored offline', async (t) => {
+  const server = await startServer({ config: { streamManagement: { resumeTimeoutSeconds: 1 } } });
+  try {
+    const bob = uniq('bob');
+    await register(server, bob);
+    const alice = await sender(server);
+    const { c: first, id } = await resumableLogin(server.c2sPort, bob, 'phone');
+    await sendAll(alice, `${bob}@localhost`, ['u1']);
+    await first.until('<body>u1</body>');
+    first.socket.destroy();
+    await first.closed;
+    await serverLogged(server, 'session waits to be resumed');
+    await sendAll(alice, `${bob}@localhost/phone`, ['u2']);
+    await serverLogged(server, 'hibernating session ended');
+
+    const late = await rawResume(server.c2sPort, bob, id, 0);
+    t.regex(late.data, /<failed xmlns="urn:xmpp:sm:3" h="2"><item-not-found /, 'expired: fails, with the h the server had reached');
+    late.end();
+    const next = await rawLogin(server.c2sPort, bob, 'pw', 'desk');
+    next.send(`<presence/><iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await next.until(/<iq[^>]*id="sync"/);
+    t.deepEqual(bodiesIn(next.data), ['u1', 'u2'], 'each unacked message once, in order');
+    t.regex(next.data, /<delay xmlns="urn:xmpp:delay"/);
+    next.end();
+    await stopClient(alice);
+  } finally {
+    await server.stop();
+  }
+});
