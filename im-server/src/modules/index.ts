@@ -1,5 +1,6 @@
 // The modules a host loads, in order. Adding a feature means adding a file and a line here.
 import type { Host } from '../core/host.js';
+import csi from './csi.js';
 import disco from './disco.js';
 import message from './message.js';
 import offline from './offline.js';
@@ -10,7 +11,7 @@ import roster from './roster.js';
 import vcard from './vcard.js';
 import version from './version.js';
 
-export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version };
+export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, csi };
 const ALWAYS = new Set(['roster', 'presence', 'message']);
 
 export function loadModules(host: Host): string[] {
