@@ -1,5 +1,6 @@
 // The modules a host loads, in order. Adding a feature means adding a file and a line here.
 import type { Host } from '../core/host.js';
+import blocking from './blocking.js';
 import csi from './csi.js';
 import disco from './disco.js';
 import message from './message.js';
@@ -11,7 +12,7 @@ import roster from './roster.js';
 import vcard from './vcard.js';
 import version from './version.js';
 
-export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, csi };
+export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, csi, blocking };
 const ALWAYS = new Set(['roster', 'presence', 'message']);
 
 export function loadModules(host: Host): string[] {
