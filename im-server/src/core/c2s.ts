@@ -159,6 +159,7 @@ export class C2SStream implements Session, Resumable {
   whenAcked(fn: () => void): void {
     if ((this.closed && !this.hibernating) || !this.sm) return;
     this.sm.waitForAck(fn);
+    if (!this.closed && this.sm.queue.length > 0) this.raw(`<r xmlns="${NS.sm}"/>`);
   }
 
   sendDurable(el: Element): void {

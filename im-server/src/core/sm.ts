@@ -190,8 +190,9 @@ export function smElement(s: C2SStream, el: Element, host: Host, resumptions: Re
       const h = validH(el.attrs.h);
       if (h === undefined) return s.streamError('bad-format', '<a/> needs an h between 0 and 2^32-1');
       if (!s.sm.ack(h)) return s.streamError('undefined-condition', `h="${h}" acknowledges more stanzas than were sent`);
+      // The next stanza sent asks again; asking at once would ping-pong with a client whose
+      // count lags (some count from when they processed <enabled/>, not from when it arrived).
       s.sm.ackPending = false;
-      if (s.sm.queue.length > 0) s.requestAck();
       return;
     }
     case 'resume': return resume(s, el, host, resumptions);
