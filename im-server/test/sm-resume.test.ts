@@ -140,3 +140,22 @@ test('a session not resumed in time ends; its unacked messages (and those sent m
     await server.stop();
   }
 });
+
+test('resuming while the old connection is still up takes the session over; the old connection gets conflict', async (t) => {
+  const server = await startServer();
+  try {
+    const bob = uniq('bob');
+    await register(server, bob);
+    const { c: old, id } = await resumableLogin(server.c2sPort, bob, 'phone');
+    const fresh = await rawResume(server.c2sPort, bob, id, 2);
+    t.regex(fresh.data, /<resumed [^>]*h="2"\/>/);
+    await old.until('<conflict xmlns="urn:ietf:params:xml:ns:xmpp-streams"/>');
+    await old.closed;
+    fresh.send(`<iq type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await fresh.until(/<iq[^>]*id="p2"[^>]*type="result"|<iq[^>]*type="result"[^>]*id="p2"/);
+    t.false(fresh.data.includes('stream:error'), 'the session goes on on the new connection');
+    fresh.end();
+  } finally {
+    await server.stop();
+  }
+});
