@@ -1,6 +1,8 @@
 // One client-to-server XML stream (RFC 6120), on TCP or WebSocket (RFC 7395 framing):
-// negotiation (STARTTLS, SASL, bind), limits, stream management acks, then hands stanzas
-// to the host for routing. Per-connection state is kept to a few fields.
+// negotiation (STARTTLS, SASL, bind), limits, stream management (sm.ts: acks, and resumption,
+// where a session outlives its connection and takes over a new one), then hands stanzas to the
+// host for routing. Modules get: 'stream-features' {features} to offer one after auth,
+// 'nonza/<ns>' {session, element} for other top-level elements, and Session.outFilter.
 import { randomBytes } from 'node:crypto';
 import type { Host } from './host.js';
 import { Jid, prepResource } from './jid.js';
@@ -174,7 +176,8 @@ export class C2SStream implements Session, Resumable {
     else this.raw(`<?xml version='1.0'?><stream:stream id="${this.id}" from="${from}"${STREAM_HEADER_END}`);
   }
 
-  streamError(condition: string, text?: string): void {
+  /** keepSession: only this connection ends (a resumption moved the session elsewhere). */
+  streamError(condition: string, text?: string, keepSession = false): void {
     if (this.closed) return;
     this.header();
     const ns = this.transport.kind === 'ws' ? ` xmlns:stream="${NS.stream}"` : '';
@@ -182,7 +185,7 @@ export class C2SStream implements Session, Resumable {
     this.raw(`<stream:error${ns}><${condition} xmlns="${NS.streams}"/>${t}</stream:error>`);
     this.host.metrics.streamErrors.inc({ condition });
     this.host.log.info({ stream: this.id, address: this.transport.address, user: this.username || undefined, condition, text }, 'stream error');
-    this.close();
+    this.endConnection(keepSession);
   }
 
   /** Closes the stream (with a stream error when a condition is given). A hibernating session ends. */
@@ -190,10 +193,20 @@ export class C2SStream implements Session, Resumable {
     if (this.hibernating) return this.expire();
     if (this.closed) return;
     if (condition) return this.streamError(condition, text);
+    this.endConnection(false);
+  }
+
+  private endConnection(keepSession: boolean): void {
     if (this.opened) this.raw(this.transport.kind === 'ws' ? `<close xmlns="${NS.framing}"/>` : '</stream:stream>');
     this.closed = true;
     this.transport.end();
-    this.cleanup();
+    if (keepSession) this.detach(); else this.cleanup();
+  }
+
+  /** This connection no longer counts (its session, if kept, lives on without it). */
+  private detach(): void {
+    this.host.metrics.connections.dec({ transport: this.transport.kind });
+    this.ctx.closed(this);
   }
 
   /** The transport went away. A resumable session hibernates instead of ending. */
@@ -203,8 +216,7 @@ export class C2SStream implements Session, Resumable {
     if (this.bound && this.sm?.resumable) {
       this.hibernating = true;
       this.host.log.info({ stream: this.id, user: this.username }, 'connection lost; session waits to be resumed');
-      this.host.metrics.connections.dec({ transport: this.transport.kind });
-      this.ctx.closed(this);
+      this.detach();
       this.ctx.resumptions.hibernate(this);
       return;
     }
@@ -220,9 +232,8 @@ export class C2SStream implements Session, Resumable {
   }
 
   private cleanup(): void {
-    this.host.metrics.connections.dec({ transport: this.transport.kind });
     this.endSession();
-    this.ctx.closed(this);
+    this.detach();
   }
 
   private endSession(): void {
@@ -238,14 +249,7 @@ export class C2SStream implements Session, Resumable {
 
   /** Resumption (sm.ts): this hibernating or live session takes over `from`'s new connection. */
   adopt(from: C2SStream): void {
-    if (!this.closed) {
-      // Still connected: the old connection is closed, the session is kept.
-      this.raw(`<stream:error><conflict xmlns="${NS.streams}"/><text xmlns="${NS.streams}" xml:lang="en">the session was resumed on another connection</text></stream:error>`);
-      this.raw(this.transport.kind === 'ws' ? `<close xmlns="${NS.framing}"/>` : '</stream:stream>');
-      this.transport.end();
-      this.host.metrics.connections.dec({ transport: this.transport.kind });
-      this.ctx.closed(this);
-    }
+    this.streamError('conflict', 'the session was resumed on another connection', true); // if still connected
     this.ctx.resumptions.wake(this);
     this.transport = from.transport;
     this.parser = from.parser;
