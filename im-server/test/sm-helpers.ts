@@ -37,14 +37,17 @@ export async function rawResume(port: number, user: string, previd: string, h: n
   return c;
 }
 
-/** Resolves when the server logs a line containing `text` (past lines count too). */
-export function serverLogged(server: TestServer, text: string, ms = 10_000): Promise<void> {
-  if (server.logs.some((l) => l.includes(text))) return Promise.resolve();
+/** Resolves when the server logs a line containing `text` (every one of them, if several), counting
+ * lines from index `since` of server.logs on (take server.logs.length before causing the event). */
+export function serverLogged(server: TestServer, text: string | string[], since = 0, ms = 10_000): Promise<void> {
+  const texts = typeof text === 'string' ? [text] : text;
+  const match = (): boolean => server.logs.slice(since).some((l) => texts.every((x) => l.includes(x)));
+  if (match()) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { server.proc.stdout!.off('data', on); reject(new Error(`server never logged "${text}"`)); }, ms);
+    const timer = setTimeout(() => { server.proc.stdout!.off('data', on); reject(new Error(`server never logged "${texts.join('" + "')}"`)); }, ms);
     // The harness's own listener (added first) has already split the chunk into server.logs.
     const on = (): void => {
-      if (!server.logs.some((l) => l.includes(text))) return;
+      if (!match()) return;
       clearTimeout(timer);
       server.proc.stdout!.off('data', on);
       resolve();

@@ -35,9 +35,10 @@ test('resume after a cut connection: unacked stanzas once each, acked ones not a
     await first.until('<body>m3</body>');
     t.deepEqual(bodiesIn(first.data), ['offline0', 'm1', 'm2', 'm3']);
     t.is(stanzaCount(first.data), 6);
+    const mark = server.logs.length;
     first.socket.destroy();
     await first.closed;
-    await serverLogged(server, 'session waits to be resumed');
+    await serverLogged(server, 'session waits to be resumed', mark);
     await sendAll(alice, `${bob}@localhost`, ['m4']); // arrives while the session hibernates
 
     // Only the presence acknowledged: everything after it comes again, in order.
@@ -49,11 +50,12 @@ test('resume after a cut connection: unacked stanzas once each, acked ones not a
     second.send(`<a xmlns='${SM}' h='5'/>`); // through m2: covers the offline message
     second.send(`<r xmlns='${SM}'/>`);
     await second.until(`<a xmlns="${SM}" h="2"/>`);
+    const mark2 = server.logs.length;
     second.socket.destroy();
     await second.closed;
 
     // Resumed again, acking through m2: m3 and m4 only, once each.
-    await serverLogged(server, 'session waits to be resumed');
+    await serverLogged(server, 'session waits to be resumed', mark2);
     const third = await rawResume(server.c2sPort, bob, id, 5);
     t.regex(third.data, /<resumed [^>]*h="2"\/>/);
     await third.until('<body>m4</body>');
@@ -120,11 +122,16 @@ test('a session not resumed in time ends; its unacked messages (and those sent m
     const { c: first, id } = await resumableLogin(server.c2sPort, bob, 'phone');
     await sendAll(alice, `${bob}@localhost`, ['u1']);
     await first.until('<body>u1</body>');
+    const mark = server.logs.length;
     first.socket.destroy();
     await first.closed;
-    await serverLogged(server, 'session waits to be resumed');
+    await serverLogged(server, 'session waits to be resumed', mark);
     await sendAll(alice, `${bob}@localhost/phone`, ['u2']);
-    await serverLogged(server, 'hibernating session ended');
+    // An IQ request queued for the hibernating session gets an error when it ends.
+    const iq = alice.iqCaller.request(xml('iq', { type: 'get', to: `${bob}@localhost/phone` }, xml('query', { xmlns: 'jabber:iq:version' })));
+    await serverLogged(server, 'hibernating session ended', mark);
+    const err = await iq.then(() => 'result', (e: { condition?: string }) => e.condition);
+    t.is(err, 'service-unavailable');
 
     const late = await rawResume(server.c2sPort, bob, id, 0);
     t.regex(late.data, /<failed xmlns="urn:xmpp:sm:3" h="2"><item-not-found /, 'expired: fails, with the h the server had reached');
@@ -134,6 +141,33 @@ test('a session not resumed in time ends; its unacked messages (and those sent m
     await next.until(/<iq[^>]*id="sync"/);
     t.deepEqual(bodiesIn(next.data), ['u1', 'u2'], 'each unacked message once, in order');
     t.regex(next.data, /<delay xmlns="urn:xmpp:delay"/);
+    next.end();
+    await stopClient(alice);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('without resumption, messages not acked when the connection drops go offline', async (t) => {
+  const server = await startServer();
+  try {
+    const bob = uniq('bob');
+    await register(server, bob);
+    const alice = await sender(server);
+    const c = await rawLogin(server.c2sPort, bob, 'pw', 'phone');
+    c.send(`<enable xmlns='${SM}'/><presence/>`);
+    await c.until('<enabled');
+    await sendAll(alice, `${bob}@localhost`, ['n1', 'n2']);
+    await c.until('<body>n2</body>');
+    c.send(`<a xmlns='${SM}' h='2'/>`); // his presence and n1
+    const mark = server.logs.length;
+    c.socket.destroy();
+    await c.closed;
+    await serverLogged(server, ['session ended', `"user":"${bob}"`], mark); // not resumable: ends at once
+    const next = await rawLogin(server.c2sPort, bob, 'pw', 'desk');
+    next.send(`<presence/><iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await next.until(/<iq[^>]*id="sync"/);
+    t.deepEqual(bodiesIn(next.data), ['n2']);
     next.end();
     await stopClient(alice);
   } finally {

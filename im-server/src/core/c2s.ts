@@ -244,6 +244,7 @@ export class C2SStream implements Session, Resumable {
     this.host.router.unbind(this);
     this.host.metrics.sessions.dec();
     this.host.hooks.fire('session-closed', { session: this });
+    this.host.log.debug({ stream: this.id, user: this.username, unacked: unacked.length }, 'session ended');
     handleUnacked(this.host, this.jid, unacked);
   }
 
