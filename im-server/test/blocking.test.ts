@@ -41,8 +41,14 @@ test('block: messages refused both ways, presence goes unavailable, push to the 
     await alice.send(xml('message', { to: bobBare, type: 'chat', id: 'a1' }, xml('body', {}, 'hi bob')));
     const bounced = await waitFor(alice, (s) => s.is('message') && s.attrs.type === 'error', 'bounce');
     t.truthy(bounced.getChild('error')?.getChild('service-unavailable', 'urn:ietf:params:xml:ns:xmpp-stanzas'));
-    await ping(phone); // processed after alice's message: it would have arrived before the result
+    // Her presence is dropped, her IQ requests get service-unavailable.
+    await alice.send(xml('presence', { to: `${bobBare}/phone` }, xml('status', {}, 'hidden')));
+    const vcard = await alice.iqCaller.request(xml('iq', { type: 'get', to: bobBare }, xml('vCard', { xmlns: 'vcard-temp' })))
+      .then(() => 'result', (e: { condition?: string }) => e.condition);
+    t.is(vcard, 'service-unavailable');
+    await ping(phone); // processed after alice's stanzas: they would have arrived before the result
     t.false(body(phone, 'hi bob'));
+    t.false(phone.received.some((s) => s.is('presence') && s.getChildText('status') === 'hidden'));
 
     // Bob -> alice: refused with the blocked error.
     await phone.send(xml('message', { to: aliceBare, type: 'chat', id: 'b1' }, xml('body', {}, 'hi alice')));
