@@ -213,14 +213,15 @@ export class C2SStream implements Session, Resumable {
   disconnected(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.bound && this.sm?.resumable) {
-      this.hibernating = true;
-      this.host.log.info({ stream: this.id, user: this.username }, 'connection lost; session waits to be resumed');
-      this.detach();
-      this.ctx.resumptions.hibernate(this);
-      return;
-    }
-    this.cleanup();
+    if (!this.bound || !this.sm?.resumable) return this.cleanup();
+    this.detach();
+    this.hibernate();
+  }
+
+  private hibernate(): void {
+    this.hibernating = true;
+    this.host.log.info({ stream: this.id, user: this.username }, 'connection lost; session waits to be resumed');
+    this.ctx.resumptions.hibernate(this);
   }
 
   /** The resume timeout expired (or the hibernating session was closed): it ends for real. */
@@ -285,7 +286,12 @@ export class C2SStream implements Session, Resumable {
       return;
     }
     if (this.pingSentAt) {
-      if (now - this.pingSentAt > l.pingTimeoutSeconds * 1000) this.streamError('connection-timeout', 'no answer to ping');
+      if (now - this.pingSentAt > l.pingTimeoutSeconds * 1000) {
+        // A dead connection, most likely (a phone that lost its network): a resumable session waits.
+        const keep = this.bound && !!this.sm?.resumable;
+        this.streamError('connection-timeout', 'no answer to ping', keep);
+        if (keep) this.hibernate();
+      }
     } else if (now - this.lastRx > l.idleSeconds * 1000) {
       if (!this.bound) return this.streamError('connection-timeout', 'idle');
       this.pingSentAt = now;

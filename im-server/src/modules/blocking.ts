@@ -15,6 +15,8 @@ import { xml, type Element } from '../core/xml.js';
 const NS_BLOCKING = 'urn:xmpp:blocking';
 const NS_ERRORS = 'urn:xmpp:blocking:errors';
 const MAX_ITEMS = 1000;
+/** Users whose lists are cached (the table is the truth; a miss reads it again). */
+const MAX_CACHED = 10_000;
 
 export default function blocking(host: Host): void {
   host.features.add(NS_BLOCKING);
@@ -34,8 +36,9 @@ export default function blocking(host: Host): void {
   function listOf(username: string): Set<string> {
     let set = cache.get(username);
     if (!set) {
-      store.sync();
+      store.sync(); // queued writes first, so the read sees them
       set = new Set(q.list.all(username) as string[]);
+      if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
       cache.set(username, set);
     }
     return set;
@@ -43,7 +46,6 @@ export default function blocking(host: Host): void {
 
   /** Does the user's list block this JID? (full, bare, domain/resource, domain) */
   function blocks(username: string, jid: Jid): boolean {
-    if (!host.accountExists(username)) return false;
     const set = listOf(username);
     if (set.size === 0) return false;
     return set.has(jid.full) || set.has(jid.bare) || set.has(jid.domain) || (jid.resource !== '' && set.has(`${jid.domain}/${jid.resource}`));
