@@ -1,5 +1,6 @@
 // Raw-socket helpers for XEP-0198 resumption tests: exact h values and the exact stanzas resent
 // are what is checked, which client libraries hide.
+import { WebSocket } from 'ws';
 import { rawLogin, rawScramSha256, rawSecure, streamHeader, type RawConn, type TestServer } from './helpers.js';
 
 export const SM = 'urn:xmpp:sm:3';
@@ -54,4 +55,37 @@ export function serverLogged(server: TestServer, text: string | string[], since 
     };
     server.proc.stdout!.on('data', on);
   });
+}
+
+/** A raw XMPP-over-WebSocket stream (RFC 7395), authenticated, at the point where bind or resume can start. */
+export async function rawWsAuthenticated(httpPort: number, user: string): Promise<RawConn> {
+  const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/xmpp-websocket`, 'xmpp');
+  await new Promise<void>((res, rej) => { ws.once('open', () => res()); ws.once('error', rej); });
+  const listeners = new Set<() => void>();
+  const conn = {
+    data: '',
+    send(s: string) { ws.send(s); },
+    until(what: string | RegExp, ms = 10_000): Promise<string> {
+      const test = (): boolean => (typeof what === 'string' ? conn.data.includes(what) : what.test(conn.data));
+      if (test()) return Promise.resolve(conn.data);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => { listeners.delete(check); reject(new Error(`timed out waiting for ${String(what)}; got: ${conn.data.slice(-600)}`)); }, ms);
+        const check = (): void => { if (test()) { clearTimeout(timer); listeners.delete(check); resolve(conn.data); } };
+        listeners.add(check);
+      });
+    },
+    closed: new Promise<void>((r) => ws.once('close', () => r())),
+    end() { ws.terminate(); },
+  };
+  ws.on('message', (d) => { conn.data += d.toString(); for (const l of [...listeners]) l(); });
+  const open = `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>`;
+  conn.send(open);
+  await conn.until('</stream:features>');
+  const c = conn as unknown as RawConn;
+  if (!(await rawScramSha256(c, user, 'pw'))) throw new Error('login failed: ' + conn.data);
+  conn.data = '';
+  conn.send(open);
+  await conn.until('</stream:features>');
+  conn.data = '';
+  return c;
 }

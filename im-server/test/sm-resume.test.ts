@@ -4,7 +4,7 @@
 import test from 'ava';
 import { xml } from '@xmpp/client';
 import { connect, rawLogin, startServer, stopClient, uniq, type TestServer, type XmppClient } from './helpers.js';
-import { SM, bodiesIn, rawResume, resumableLogin, serverLogged, stanzaCount } from './sm-helpers.js';
+import { SM, bodiesIn, rawResume, rawWsAuthenticated, resumableLogin, serverLogged, stanzaCount } from './sm-helpers.js';
 
 async function sender(server: TestServer): Promise<XmppClient> {
   return connect(server, { username: uniq('alice'), password: 'pw', register: true });
@@ -189,6 +189,54 @@ test('resuming while the old connection is still up takes the session over; the 
     await fresh.until(/<iq[^>]*id="p2"[^>]*type="result"|<iq[^>]*type="result"[^>]*id="p2"/);
     t.false(fresh.data.includes('stream:error'), 'the session goes on on the new connection');
     fresh.end();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a resumable session whose client stops answering pings waits to be resumed instead of ending', async (t) => {
+  const server = await startServer({ config: { limits: { idleSeconds: 1, pingTimeoutSeconds: 1 } } });
+  try {
+    const bob = uniq('bob');
+    await register(server, bob);
+    const { c: mute, id } = await resumableLogin(server.c2sPort, bob, 'phone');
+    const mark = server.logs.length;
+    await mute.until('<connection-timeout xmlns="urn:ietf:params:xml:ns:xmpp-streams"/>');
+    await serverLogged(server, 'session waits to be resumed', mark);
+    const ping = /<iq [^>]*id="(idle-\d+)"/.exec(mute.data)?.[1];
+    t.truthy(ping, 'the server pinged first');
+    const back = await rawResume(server.c2sPort, bob, id, 2); // presence and ping result acked: the server's ping comes again
+    t.regex(back.data, /<resumed /);
+    await back.until(`id="${ping}"`);
+    mute.end();
+    back.end();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a session started over TCP resumes over WebSocket', async (t) => {
+  const server = await startServer();
+  try {
+    const bob = uniq('bob');
+    await register(server, bob);
+    const alice = await sender(server);
+    const { c: tcp, id } = await resumableLogin(server.c2sPort, bob, 'phone');
+    const mark = server.logs.length;
+    tcp.socket.destroy();
+    await tcp.closed;
+    await serverLogged(server, 'session waits to be resumed', mark);
+    await sendAll(alice, `${bob}@localhost`, ['w1']);
+    const ws = await rawWsAuthenticated(server.httpPort, bob);
+    ws.send(`<resume xmlns='${SM}' previd='${id}' h='2'/>`);
+    await ws.until('<body>w1</body>');
+    t.regex(ws.data, /^<resumed xmlns="urn:xmpp:sm:3" previd="[^"]+" h="2"\/>/, 'one frame per element, <resumed/> first');
+    await sendAll(alice, `${bob}@localhost/phone`, ['w2']);
+    await ws.until('<body>w2</body>');
+    ws.send(`<iq xmlns='jabber:client' type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await ws.until(/<iq[^>]*id="p"/);
+    ws.end();
+    await stopClient(alice);
   } finally {
     await server.stop();
   }
