@@ -10,7 +10,7 @@ import type { AuthThrottle } from './limits.js';
 import { StreamParser } from './parser.js';
 import { ScramServer, plainAuth, type SaslContext, type SaslStep } from './sasl.js';
 import type { OutFilter, Session } from './session.js';
-import { handleUnacked, smElement, type Resumable, type Resumptions, type SmState } from './sm.js';
+import { handleUnacked, smElement, type Resumptions, type SmState } from './sm.js';
 import { NS, errorReply, iqResult } from './stanza.js';
 import { Element, escapeAttr, escapeText, xml } from './xml.js';
 
@@ -51,7 +51,7 @@ const parserOwner = new WeakMap<StreamParser, C2SStream>();
 const newId = (): string => randomBytes(9).toString('base64url');
 const STREAM_HEADER_END = ` xmlns="jabber:client" xmlns:stream="${NS.stream}" version="1.0" xml:lang="en">`;
 
-export class C2SStream implements Session, Resumable {
+export class C2SStream implements Session {
   readonly id = newId();
   jid!: Jid;
   username = '';

@@ -68,14 +68,6 @@ export class SmState {
   }
 }
 
-/** What the registry needs of a session (C2SStream implements it). */
-export interface Resumable {
-  readonly username: string;
-  readonly sm: SmState | undefined;
-  /** Ends the session for real (the resume timeout expired). */
-  expire(): void;
-}
-
 /** Resumable sessions by SM id, and the timers of those whose connection dropped. */
 export class Resumptions {
   private readonly sessions = new Map<string, C2SStream>();
@@ -101,13 +93,13 @@ export class Resumptions {
     return e && e.username === username ? e.h : undefined;
   }
 
-  hibernate(s: Resumable): void {
+  hibernate(s: C2SStream): void {
     const id = s.sm!.id;
     this.timers.set(id, setTimeout(() => { this.timers.delete(id); s.expire(); }, s.sm!.max * 1000).unref());
   }
 
   /** The session has a connection again. */
-  wake(s: Resumable): void {
+  wake(s: C2SStream): void {
     const id = s.sm!.id;
     clearTimeout(this.timers.get(id));
     this.timers.delete(id);
@@ -118,7 +110,7 @@ export class Resumptions {
     for (const id of [...this.timers.keys()]) this.sessions.get(id)?.expire();
   }
 
-  remove(s: Resumable): void {
+  remove(s: C2SStream): void {
     const id = s.sm!.id;
     if (this.sessions.get(id) !== s) return;
     this.wake(s);
