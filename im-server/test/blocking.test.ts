@@ -91,7 +91,16 @@ test('bad blocking requests get the XEP\'s errors; a domain item blocks every JI
     await bob.iqCaller.request(xml('iq', { type: 'set' }, xml('unblock', { xmlns: BL })));
     const list = await bob.iqCaller.request(xml('iq', { type: 'get' }, xml('blocklist', { xmlns: BL })));
     t.deepEqual(itemsOf(list.getChild('blocklist', BL)), []);
+
+    // Removing the account removes its list: a new account of the same name starts empty.
+    await bob.iqCaller.request(xml('iq', { type: 'set' }, xml('block', { xmlns: BL }, xml('item', { jid: 'eve@localhost' }))));
+    const name = bob.jid!.local;
+    await bob.iqCaller.request(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:register' }, xml('remove'))));
     await stopClient(bob);
+    const again = await connect(server, { username: name, password: 'pw2', register: true });
+    const fresh = await again.iqCaller.request(xml('iq', { type: 'get' }, xml('blocklist', { xmlns: BL })));
+    t.deepEqual(itemsOf(fresh.getChild('blocklist', BL)), []);
+    await stopClient(again);
   } finally {
     await server.stop();
   }
