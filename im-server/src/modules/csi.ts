@@ -48,7 +48,7 @@ export default function csi(host: Host): void {
       const key = holdKey(el);
       if (key === undefined) { flush(); return false; }
       held.delete(key); // re-inserted at the end: the latest keeps its place in time
-      held.set(key, el);
+      held.set(key, el.clone()); // the same object may go to other sessions and be changed later
       if (held.size > MAX_HELD) flush();
       return true;
     };
