@@ -241,3 +241,25 @@ test('a session started over TCP resumes over WebSocket', async (t) => {
     await server.stop();
   }
 });
+
+test('a client that does not acknowledge more than maxUnacked stanzas is disconnected; its messages go offline', async (t) => {
+  const server = await startServer({ config: { streamManagement: { maxUnacked: 10 } } });
+  try {
+    const bob = uniq('bob');
+    await register(server, bob);
+    const alice = await sender(server);
+    const { c } = await resumableLogin(server.c2sPort, bob, 'phone'); // 2 unacked already
+    const bodies = [...Array(10).keys()].map((i) => `x${i}`);
+    await sendAll(alice, `${bob}@localhost`, bodies);
+    await c.until('<resource-constraint xmlns="urn:ietf:params:xml:ns:xmpp-streams"/>');
+    await c.closed;
+    const next = await rawLogin(server.c2sPort, bob, 'pw', 'desk');
+    next.send(`<presence/><iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await next.until(/<iq[^>]*id="sync"/);
+    t.deepEqual(bodiesIn(next.data), bodies, 'every unacknowledged message, once, in order');
+    next.end();
+    await stopClient(alice);
+  } finally {
+    await server.stop();
+  }
+});
