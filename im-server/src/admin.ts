@@ -8,6 +8,14 @@
 //   admin revoke-invite TOKEN
 // Common: --data-dir DIR (default ./data, env PI_IM_DATA_DIR), --domain D (checks user@D)
 import { randomBytes } from 'node:crypto';
+
+/** 144 random bits, base64url; never starting with '-', which command lines would take for an option. */
+function newToken(): string {
+  for (;;) {
+    const t = randomBytes(18).toString('base64url');
+    if (!t.startsWith('-')) return t;
+  }
+}
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseJid } from './core/jid.js';
@@ -81,7 +89,7 @@ async function main(): Promise<void> {
         if (values.unlimited && values.uses !== undefined) fail('give --uses N or --unlimited, not both');
         const uses = values.unlimited ? null : Number(values.uses ?? 1);
         if (uses !== null && !(Number.isInteger(uses) && uses >= 1)) fail('--uses must be a whole number of at least 1');
-        const inv = await storage.createInvite(randomBytes(18).toString('base64url'), hours * 3600, uses);
+        const inv = await storage.createInvite(newToken(), hours * 3600, uses);
         // XEP-0401 §4: clients open xmpp:<domain>?register;preauth=<token>.
         const domain = values.domain ?? process.env.PI_IM_DOMAIN ?? 'localhost';
         console.log(inv.token);

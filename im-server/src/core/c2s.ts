@@ -1,13 +1,16 @@
 // One client-to-server XML stream (RFC 6120), on TCP or WebSocket (RFC 7395 framing):
-// negotiation (STARTTLS, SASL, bind), limits, stream management acks, then hands stanzas
-// to the host for routing. Per-connection state is kept to a few fields.
+// negotiation (STARTTLS, SASL, bind), limits, stream management (sm.ts: acks, and resumption,
+// where a session outlives its connection and takes over a new one), then hands stanzas to the
+// host for routing. Modules get: 'stream-features' {features} to offer one after auth,
+// 'nonza/<ns>' {session, element} for other top-level elements, and Session.outFilter.
 import { randomBytes } from 'node:crypto';
 import type { Host } from './host.js';
 import { Jid, prepResource } from './jid.js';
 import type { AuthThrottle } from './limits.js';
 import { StreamParser } from './parser.js';
 import { ScramServer, plainAuth, type SaslContext, type SaslStep } from './sasl.js';
-import type { Session } from './session.js';
+import type { OutFilter, Session } from './session.js';
+import { handleUnacked, smElement, type Resumptions, type SmState } from './sm.js';
 import { NS, errorReply, iqResult } from './stanza.js';
 import { Element, escapeAttr, escapeText, xml } from './xml.js';
 
@@ -32,6 +35,19 @@ export interface PreAuthEvent {
   reply(el: Element): void;
 }
 
+/** What a stream needs from the set of streams it belongs to (streams.ts). */
+export interface StreamContext {
+  throttle: AuthThrottle;
+  resumptions: Resumptions;
+  /** The stream's connection is gone (its session may live on, hibernating). */
+  closed(s: C2SStream): void;
+  /** Resumption: `to` (the resumed session) now owns `from`'s connection. */
+  moved(from: C2SStream, to: C2SStream): void;
+}
+
+/** Which stream a parser's events go to: a resumed session takes over the new stream's parser. */
+const parserOwner = new WeakMap<StreamParser, C2SStream>();
+
 const newId = (): string => randomBytes(9).toString('base64url');
 const STREAM_HEADER_END = ` xmlns="jabber:client" xmlns:stream="${NS.stream}" version="1.0" xml:lang="en">`;
 
@@ -50,22 +66,21 @@ export class C2SStream implements Session {
   private parser: StreamParser;
   private opened = false;
   private closed = false;
-  private bound = false;
+  bound = false;
   private sasl: ScramServer | undefined;
   private authBusy = false;
-  smEnabled = false;
-  private smIn = 0;
-  /** Stanzas sent since SM was enabled, and callbacks waiting for the client's ack of a count. */
-  private smOut = 0;
-  private smWaiters: { upTo: number; fn: () => void }[] = [];
+  /** XEP-0198 state, once enabled (sm.ts). */
+  sm: SmState | undefined = undefined;
+  /** The connection dropped but the session waits to be resumed: output is queued. */
+  private hibernating = false;
+  outFilter: OutFilter | undefined = undefined;
   private tokens: number;
   private lastRefill: number;
   lastRx: number;
   private readonly connectedAt: number;
   private pingSentAt = 0;
 
-  constructor(private readonly host: Host, private readonly transport: Transport, private readonly throttle: AuthThrottle,
-    private readonly onClosed: (s: C2SStream) => void) {
+  constructor(private readonly host: Host, private transport: Transport, private readonly ctx: StreamContext) {
     this.parser = this.newParser();
     this.tokens = host.config.limits.stanzaBurst;
     this.lastRefill = this.lastRx = this.connectedAt = Date.now();
@@ -73,12 +88,14 @@ export class C2SStream implements Session {
   }
 
   private newParser(): StreamParser {
+    const owner = (): C2SStream | undefined => { const s = parserOwner.get(p); return s?.parser === p ? s : undefined; };
     const p: StreamParser = new StreamParser({
-      streamStart: (name, ns, attrs) => { if (this.parser === p) this.streamStart(name, ns, attrs); },
-      element: (el) => { if (this.parser === p && !this.closed) this.element(el); },
-      streamEnd: () => { if (this.parser === p) this.close(); },
-      error: (cond, text) => { if (this.parser === p) this.streamError(cond, text); },
+      streamStart: (name, ns, attrs) => owner()?.streamStart(name, ns, attrs),
+      element: (el) => { const s = owner(); if (s && !s.closed) s.element(el); },
+      streamEnd: () => owner()?.close(),
+      error: (cond, text) => owner()?.streamError(cond, text),
     }, this.host.config.limits, this.transport.kind === 'ws');
+    parserOwner.set(p, this);
     return p;
   }
 
@@ -98,39 +115,53 @@ export class C2SStream implements Session {
 
   // ---- output ----
 
-  private raw(s: string): void {
+  /** Writes a nonza or stream-level data (nothing counted). */
+  raw(s: string): void {
     if (this.closed) return;
     this.transport.write(s);
   }
 
+  get smEnabled(): boolean {
+    return this.sm !== undefined;
+  }
+
   send(el: Element): void {
-    if (this.closed) return;
+    if (this.closed && !this.hibernating) return;
     if (el.attrs.xmlns === undefined && (el.name === 'message' || el.name === 'presence' || el.name === 'iq')) el.attrs.xmlns = NS.client;
-    this.transport.write(el.toString());
-    this.host.metrics.stanzasOut.inc();
-    if (this.smEnabled) this.smOut++;
-    if (this.transport.buffered() > this.host.config.limits.maxOutputBuffer) this.streamError('resource-constraint', 'client is not reading its stream');
+    if (this.outFilter?.(el)) return; // held back (XEP-0352): not sent, so not counted either
+    this.emit(el.toString(), false);
   }
 
   sendXml(xml: string, written?: () => void): void {
-    if (this.closed) return;
-    this.transport.write(xml, written);
+    if (this.closed && !this.hibernating) return;
+    this.emit(xml, true, written);
+  }
+
+  /** Writes a stanza; with SM it stays queued until acknowledged (and is written on resumption). */
+  private emit(s: string, stored: boolean, written?: () => void): void {
     this.host.metrics.stanzasOut.inc();
-    if (this.smEnabled) this.smOut++;
+    if (this.sm && !this.sm.push(s, stored, this.host.config.streamManagement.maxUnacked)) {
+      const text = `more than ${this.host.config.streamManagement.maxUnacked} stanzas not acknowledged`;
+      return this.hibernating ? this.expire() : this.streamError('resource-constraint', text);
+    }
+    if (this.closed) return;
+    this.transport.write(s, written);
+    if (this.sm) this.requestAck();
+    if (this.transport.buffered() > this.host.config.limits.maxOutputBuffer) this.streamError('resource-constraint', 'client is not reading its stream');
+  }
+
+  /** One <r/> after a burst of stanzas (not one per stanza); another once it is answered. */
+  requestAck(): void {
+    const sm = this.sm!;
+    if (sm.ackPending) return;
+    sm.ackPending = true;
+    setImmediate(() => { if (this.sm === sm && !this.closed && sm.queue.length > 0) this.raw(`<r xmlns="${NS.sm}"/>`); else sm.ackPending = false; });
   }
 
   whenAcked(fn: () => void): void {
-    if (this.closed || !this.smEnabled) return;
-    this.smWaiters.push({ upTo: this.smOut, fn });
-    this.raw(`<r xmlns="${NS.sm}"/>`);
-  }
-
-  /** The client's <a h/>: it has received h stanzas (mod 2^32) since SM was enabled. */
-  private acked(h: number): void {
-    const ready = this.smWaiters.filter((w) => ((h - w.upTo) >>> 0) < 0x80000000);
-    if (ready.length === 0) return;
-    this.smWaiters = this.smWaiters.filter((w) => !ready.includes(w));
-    for (const w of ready) w.fn();
+    if ((this.closed && !this.hibernating) || !this.sm) return;
+    this.sm.waitForAck(fn);
+    if (!this.closed && this.sm.queue.length > 0) this.raw(`<r xmlns="${NS.sm}"/>`);
   }
 
   sendDurable(el: Element): void {
@@ -145,7 +176,8 @@ export class C2SStream implements Session {
     else this.raw(`<?xml version='1.0'?><stream:stream id="${this.id}" from="${from}"${STREAM_HEADER_END}`);
   }
 
-  streamError(condition: string, text?: string): void {
+  /** keepSession: only this connection ends (a resumption moved the session elsewhere). */
+  streamError(condition: string, text?: string, keepSession = false): void {
     if (this.closed) return;
     this.header();
     const ns = this.transport.kind === 'ws' ? ` xmlns:stream="${NS.stream}"` : '';
@@ -153,36 +185,96 @@ export class C2SStream implements Session {
     this.raw(`<stream:error${ns}><${condition} xmlns="${NS.streams}"/>${t}</stream:error>`);
     this.host.metrics.streamErrors.inc({ condition });
     this.host.log.info({ stream: this.id, address: this.transport.address, user: this.username || undefined, condition, text }, 'stream error');
-    this.close();
+    this.endConnection(keepSession);
   }
 
-  /** Closes the stream (with a stream error when a condition is given). */
+  /** Closes the stream (with a stream error when a condition is given). A hibernating session ends. */
   close(condition?: string, text?: string): void {
+    if (this.hibernating) return this.expire();
     if (this.closed) return;
     if (condition) return this.streamError(condition, text);
+    this.endConnection(false);
+  }
+
+  private endConnection(keepSession: boolean): void {
     if (this.opened) this.raw(this.transport.kind === 'ws' ? `<close xmlns="${NS.framing}"/>` : '</stream:stream>');
     this.closed = true;
     this.transport.end();
-    this.cleanup();
+    if (keepSession) this.detach(); else this.cleanup();
   }
 
-  /** The transport went away. */
+  /** This connection no longer counts (its session, if kept, lives on without it). */
+  private detach(): void {
+    this.host.metrics.connections.dec({ transport: this.transport.kind });
+    this.ctx.closed(this);
+  }
+
+  /** The transport went away. A resumable session hibernates instead of ending. */
   disconnected(): void {
     if (this.closed) return;
     this.closed = true;
-    this.cleanup();
+    if (!this.bound || !this.sm?.resumable) return this.cleanup();
+    this.detach();
+    this.hibernate();
+  }
+
+  private hibernate(): void {
+    this.hibernating = true;
+    this.host.log.info({ stream: this.id, user: this.username }, 'connection lost; session waits to be resumed');
+    this.ctx.resumptions.hibernate(this);
+  }
+
+  /** The resume timeout expired (or the hibernating session was closed): it ends for real. */
+  expire(): void {
+    if (!this.hibernating) return;
+    this.hibernating = false;
+    this.host.log.info({ stream: this.id, user: this.username, unacked: this.sm?.queue.length }, 'hibernating session ended');
+    this.endSession();
   }
 
   private cleanup(): void {
-    this.smWaiters = []; // unacknowledged: whatever waited for the ack stays undone (e.g. offline rows kept)
-    this.host.metrics.connections.dec({ transport: this.transport.kind });
-    if (this.bound) {
-      this.bound = false;
-      this.host.router.unbind(this);
-      this.host.metrics.sessions.dec();
-      this.host.hooks.fire('session-closed', { session: this });
-    }
-    this.onClosed(this);
+    this.endSession();
+    this.detach();
+  }
+
+  private endSession(): void {
+    const unacked = this.sm?.drop() ?? [];
+    if (this.sm?.resumable) this.ctx.resumptions.remove(this);
+    if (!this.bound) return;
+    this.bound = false;
+    this.host.router.unbind(this);
+    this.host.metrics.sessions.dec();
+    this.host.hooks.fire('session-closed', { session: this });
+    this.host.log.debug({ stream: this.id, user: this.username, unacked: unacked.length }, 'session ended');
+    handleUnacked(this.host, this.jid, unacked);
+  }
+
+  /** Resumption (sm.ts): this hibernating or live session takes over `from`'s new connection. */
+  adopt(from: C2SStream): void {
+    this.streamError('conflict', 'the session was resumed on another connection', true); // if still connected
+    this.ctx.resumptions.wake(this);
+    this.transport = from.transport;
+    this.parser = from.parser;
+    parserOwner.set(this.parser, this);
+    this.opened = true;
+    this.closed = false;
+    this.hibernating = false;
+    this.lastRx = Date.now();
+    this.pingSentAt = 0;
+    from.closed = true; // abandoned: its connection is ours now
+    this.ctx.moved(from, this);
+  }
+
+  /** After <resumed/>: writes every stanza the client has not acknowledged, in order. */
+  resend(): void {
+    const sm = this.sm!;
+    for (const it of sm.queue) this.transport.write(it.xml);
+    sm.ackPending = false;
+    if (sm.queue.length > 0) this.requestAck();
+  }
+
+  get live(): boolean {
+    return !this.closed;
   }
 
   // ---- timers (driven by the transport manager's sweep) ----
@@ -194,7 +286,12 @@ export class C2SStream implements Session {
       return;
     }
     if (this.pingSentAt) {
-      if (now - this.pingSentAt > l.pingTimeoutSeconds * 1000) this.streamError('connection-timeout', 'no answer to ping');
+      if (now - this.pingSentAt > l.pingTimeoutSeconds * 1000) {
+        // A dead connection, most likely (a phone that lost its network): a resumable session waits.
+        const keep = this.bound && !!this.sm?.resumable;
+        this.streamError('connection-timeout', 'no answer to ping', keep);
+        if (keep) this.hibernate();
+      }
     } else if (now - this.lastRx > l.idleSeconds * 1000) {
       if (!this.bound) return this.streamError('connection-timeout', 'idle');
       this.pingSentAt = now;
@@ -235,6 +332,7 @@ export class C2SStream implements Session {
       }
     } else {
       f.push(`<bind xmlns="${NS.bind}"/>`, `<session xmlns="${NS.session}"><optional/></session>`, `<sm xmlns="${NS.sm}"/>`, `<ver xmlns="${NS.rosterver}"/>`);
+      this.host.hooks.fire('stream-features', { features: f });
     }
     const ns = this.transport.kind === 'ws' ? ` xmlns:stream="${NS.stream}"` : '';
     return `<stream:features${ns}>${f.join('')}</stream:features>`;
@@ -257,12 +355,14 @@ export class C2SStream implements Session {
     }
     if (!this.opened) return this.streamError('not-well-formed', 'stanza before the stream was opened');
     if (ns === NS.client && (el.name === 'message' || el.name === 'presence' || el.name === 'iq')) return this.stanza(el);
-    if (ns === NS.sm && this.bound) return this.sm(el);
+    if (ns === NS.sm && this.username) return smElement(this, el, this.host, this.ctx.resumptions);
     if (!this.username) {
       if (ns === NS.tls && el.name === 'starttls') return this.starttls();
       if (ns === NS.sasl) return this.saslElement(el);
     }
     if (ns === NS.stream && el.name === 'error') return this.close();
+    // Other top-level elements of a bound session go to modules (e.g. XEP-0352 <active/>).
+    if (this.bound && this.host.hooks.fire('nonza/' + ns, { session: this, element: el })) return;
     this.streamError('unsupported-stanza-type', `<${el.name} xmlns="${ns}"/> is not supported here`);
   }
 
@@ -294,13 +394,13 @@ export class C2SStream implements Session {
     const data = el.text() === '=' ? '' : Buffer.from(el.text(), 'base64').toString('utf8');
     if (el.name === 'abort') { this.sasl = undefined; return this.saslFailure('aborted'); }
     if (el.name === 'auth') {
-      const lockedAddr = this.throttle.lockedFor(undefined, this.transport.address);
+      const lockedAddr = this.ctx.throttle.lockedFor(undefined, this.transport.address);
       if (lockedAddr) return this.saslFailure('temporary-auth-failure', `too many failed logins from your address; try again in ${lockedAddr} s`);
       const mech = el.attrs.mechanism;
       if (mech === 'PLAIN') {
         if (!this.transport.secure) return this.saslFailure('encryption-required', 'PLAIN is only offered over TLS');
         const user = this.host.prepUsername(data.split('\0')[1] ?? '');
-        const locked = this.throttle.lockedFor(user, this.transport.address);
+        const locked = this.ctx.throttle.lockedFor(user, this.transport.address);
         if (locked) return this.saslFailure('temporary-auth-failure', `too many failed logins; try again in ${locked} s`);
         this.authBusy = true;
         plainAuth(data, this.saslContext()).then((step) => { this.authBusy = false; this.saslStep(step); },
@@ -312,7 +412,7 @@ export class C2SStream implements Session {
       const step = this.sasl.step(data);
       if (step.kind === 'challenge') {
         const user = this.host.prepUsername(/(?:^|,)n=([^,]*)/.exec(data)?.[1] ?? '');
-        const locked = this.throttle.lockedFor(user, this.transport.address);
+        const locked = this.ctx.throttle.lockedFor(user, this.transport.address);
         if (locked) { this.sasl = undefined; return this.saslFailure('temporary-auth-failure', `too many failed logins; try again in ${locked} s`); }
       }
       return this.saslStep(step);
@@ -326,10 +426,10 @@ export class C2SStream implements Session {
     if (step.kind === 'challenge') { this.raw(`<challenge xmlns="${NS.sasl}">${Buffer.from(step.data).toString('base64')}</challenge>`); return; }
     this.sasl = undefined;
     if (step.kind === 'failure') {
-      this.throttle.fail(step.username, this.transport.address);
+      this.ctx.throttle.fail(step.username, this.transport.address);
       return this.saslFailure(step.condition, step.condition === 'not-authorized' ? 'wrong username or password' : step.text);
     }
-    this.throttle.succeed(step.username);
+    this.ctx.throttle.succeed(step.username);
     this.username = step.username;
     this.host.log.info({ stream: this.id, user: step.username, transport: this.transport.kind }, 'authenticated');
     this.raw(`<success xmlns="${NS.sasl}">${step.data ? Buffer.from(step.data).toString('base64') : ''}</success>`);
@@ -340,32 +440,6 @@ export class C2SStream implements Session {
     if (condition !== 'aborted') this.host.metrics.authFailures.inc();
     const t = text ? `<text xml:lang="en">${escapeText(text)}</text>` : '';
     this.raw(`<failure xmlns="${NS.sasl}"><${condition}/>${t}</failure>`);
-  }
-
-  private sm(el: Element): void {
-    switch (el.name) {
-      case 'enable':
-        if (this.smEnabled) return this.raw(`<failed xmlns="${NS.sm}"><unexpected-request xmlns="${NS.stanzas}"/></failed>`);
-        this.smEnabled = true;
-        this.smIn = 0;
-        this.smOut = 0;
-        return this.raw(`<enabled xmlns="${NS.sm}" id="${this.id}"/>`);
-      case 'r': {
-        if (!this.smEnabled) return;
-        // <a h/> is our acknowledgement: it counts a stanza only once what it wrote is durable.
-        const h = this.smIn;
-        this.host.storage.barrier().then(() => this.raw(`<a xmlns="${NS.sm}" h="${h}"/>`),
-          () => this.streamError('internal-server-error', 'storage failure; nothing was acknowledged'));
-        return;
-      }
-      case 'a': {
-        const h = Number(el.attrs.h);
-        if (!Number.isInteger(h) || h < 0 || h > 0xffffffff) return this.streamError('bad-format', '<a/> needs an h between 0 and 2^32-1');
-        return this.acked(h);
-      }
-      case 'resume': return this.raw(`<failed xmlns="${NS.sm}"><item-not-found xmlns="${NS.stanzas}"/></failed>`);
-      default: return this.streamError('unsupported-stanza-type', `<${el.name}/> in ${NS.sm}`);
-    }
   }
 
   private stanza(el: Element): void {
@@ -380,7 +454,7 @@ export class C2SStream implements Session {
       }
       return this.streamError('not-authorized', 'bind a resource first');
     }
-    if (this.smEnabled) this.smIn++;
+    if (this.sm) this.sm.handled = (this.sm.handled + 1) >>> 0;
     const from = el.attrs.from;
     if (from !== undefined && from !== this.jid.full && from !== this.jid.bare) return this.streamError('invalid-from', 'the "from" address is not yours');
     el.attrs.from = this.jid.full;

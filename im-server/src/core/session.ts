@@ -2,6 +2,11 @@
 import type { Jid } from './jid.js';
 import type { Element } from './xml.js';
 
+/** Sees each stanza before it is written to a session; returns true when it holds it back
+ * (XEP-0352 client state indication). The filter itself later re-sends what it held, after
+ * making sure it passes. */
+export type OutFilter = (el: Element) => boolean;
+
 export interface Session {
   readonly id: string;
   /** The full JID, once a resource is bound. */
@@ -27,4 +32,6 @@ export interface Session {
   /** Sends after every storage write queued so far is durable (replies that acknowledge). */
   sendDurable(el: Element): void;
   close(condition?: string, text?: string): void;
+  /** Set by at most one module (csi). */
+  outFilter: OutFilter | undefined;
 }

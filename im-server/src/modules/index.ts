@@ -1,6 +1,8 @@
 // The modules a host loads, in order. Adding a feature means adding a file and a line here.
 import type { Host } from '../core/host.js';
+import blocking from './blocking.js';
 import carbons from './carbons.js';
+import csi from './csi.js';
 import disco from './disco.js';
 import mam from './mam/index.js';
 import message from './message.js';
@@ -13,7 +15,7 @@ import upload from './upload/index.js';
 import vcard from './vcard.js';
 import version from './version.js';
 
-export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, mam, carbons, upload };
+export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, mam, carbons, upload, csi, blocking };
 const ALWAYS = new Set(['roster', 'presence', 'message']);
 
 export function loadModules(host: Host): string[] {

@@ -64,12 +64,16 @@ export default function mam(host: Host): void {
   const incoming = (e: StanzaEvent): boolean => {
     const { stanza, from, to } = e;
     if (!host.accountExists(to.local)) return false;
+    // Routed again by the server (a session ended before its client acked it): archived already.
+    if (!e.origin && isArchivedCopy(stanza, to.bare)) return false;
     stripStanzaIds(stanza, to.bare);
     if (!archivable(stanza) || !shouldArchive(host, store, to.local, from.bare)) return false;
     const id = store.append(to.bare, from.full, from.bare, serialise(stanza));
     stanza.append(xml('stanza-id', { xmlns: NS_SID, by: to.bare, id }));
     return false;
   };
+  const isArchivedCopy = (stanza: Element, owner: string): boolean => stanza.children.some((c) => typeof c !== 'string'
+    && c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === owner && store.seqOf(owner, c.attrs.id ?? '') !== undefined);
   host.hooks.on<StanzaEvent>('message/bare', incoming, PRIORITY);
   host.hooks.on<StanzaEvent>('message/full', incoming, PRIORITY);
 

@@ -1,0 +1,192 @@
+// XEP-0191 blocking command: a user's list of blocked JIDs (full, bare, domain/resource or
+// domain, matched as XEP-0016 says), stored in the module's own table and cached per user.
+// A blocked entity's stanzas to the user: presence dropped, messages and IQ requests answered
+// with <service-unavailable/> (the user looks offline). The user's stanzas to a blocked JID are
+// refused with <not-acceptable/> + <blocked xmlns='urn:xmpp:blocking:errors'/>. Blocking sends
+// unavailable presence to the blocked contacts that could see the user; unblocking sends the
+// current presence again and probes theirs. Changes are pushed to every resource of the user
+// that has retrieved the list.
+import type { Host, StanzaEvent } from '../core/host.js';
+import { parseJid, type Jid } from '../core/jid.js';
+import type { Session } from '../core/session.js';
+import { NS, errorReply, iqResult } from '../core/stanza.js';
+import { xml, type Element } from '../core/xml.js';
+
+const NS_BLOCKING = 'urn:xmpp:blocking';
+const NS_ERRORS = 'urn:xmpp:blocking:errors';
+const MAX_ITEMS = 1000;
+/** Users whose lists are cached (the table is the truth; a miss reads it again). */
+const MAX_CACHED = 10_000;
+
+export default function blocking(host: Host): void {
+  host.features.add(NS_BLOCKING);
+  const store = host.storage.moduleStore('blocking', [
+    'CREATE TABLE blocklist (username TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (username, jid)) WITHOUT ROWID',
+  ]);
+  const q = {
+    list: store.db.prepare('SELECT jid FROM blocklist WHERE username = ? ORDER BY jid').pluck(),
+    add: store.db.prepare('INSERT OR IGNORE INTO blocklist (username, jid) VALUES (?, ?)'),
+    remove: store.db.prepare('DELETE FROM blocklist WHERE username = ? AND jid = ?'),
+    clear: store.db.prepare('DELETE FROM blocklist WHERE username = ?'),
+  };
+  const cache = new Map<string, Set<string>>();
+  /** Resources that retrieved the list: they get pushes (§3.3). */
+  const interested = new WeakSet<Session>();
+
+  function listOf(username: string): Set<string> {
+    let set = cache.get(username);
+    if (!set) {
+      store.sync(); // queued writes first, so the read sees them
+      set = new Set(q.list.all(username) as string[]);
+      if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
+      cache.set(username, set);
+    }
+    return set;
+  }
+
+  /** Does the user's list block this JID? (full, bare, domain/resource, domain) */
+  function blocks(username: string, jid: Jid): boolean {
+    const set = listOf(username);
+    if (set.size === 0) return false;
+    return set.has(jid.full) || set.has(jid.bare) || set.has(jid.domain) || (jid.resource !== '' && set.has(`${jid.domain}/${jid.resource}`));
+  }
+
+  /** Does this blocklist item cover the JID? */
+  function covers(item: string, jid: Jid): boolean {
+    return item === jid.full || item === jid.bare || item === jid.domain || item === `${jid.domain}/${jid.resource}`;
+  }
+
+  const blockedError = (stanza: Element): Element => {
+    const reply = errorReply(stanza, 'not-acceptable', 'you have blocked this JID; unblock it first');
+    reply.getChild('error')!.append(xml('blocked', { xmlns: NS_ERRORS }));
+    return reply;
+  };
+
+  // ---- the user's own stanzas to a JID they blocked ----
+  for (const kind of ['message', 'presence', 'iq']) {
+    host.hooks.on<StanzaEvent>(`out/${kind}`, (e) => {
+      const { stanza, origin } = e;
+      const type = stanza.attrs.type;
+      if (stanza.attrs.to === undefined || !origin || !blocks(origin.username, e.to)) return false;
+      if (type === 'error' || (kind === 'iq' && type === 'result') || (kind === 'presence' && type === 'unavailable')) return true;
+      origin.send(blockedError(stanza));
+      return true;
+    }, 100);
+  }
+
+  // ---- stanzas to a user from a JID the user blocked (or from a user to a JID it blocked,
+  // for what the server routes on its behalf, e.g. presence broadcasts) ----
+  function inbound(e: StanzaEvent): boolean {
+    const { stanza, to, from } = e;
+    const senderBlocks = host.isLocal(from) && from.local !== '' && blocks(from.local, to);
+    if (!senderBlocks && !(to.local && blocks(to.local, from))) return false;
+    const type = stanza.attrs.type;
+    if (senderBlocks || stanza.name === 'presence' || type === 'error' || type === 'result') return true;
+    host.bounce(e, 'service-unavailable');
+    return true;
+  }
+  for (const kind of ['message', 'presence', 'iq']) for (const target of ['bare', 'full']) host.hooks.on<StanzaEvent>(`${kind}/${target}`, inbound, 100);
+  // IQ requests to a bare JID are dispatched by payload before iq/bare: catch a local sender here.
+  host.hooks.on<StanzaEvent>('out/iq', (e) => {
+    const type = e.stanza.attrs.type;
+    if ((type !== 'get' && type !== 'set') || !e.to.local || e.to.resource || !host.isLocal(e.to) || !blocks(e.to.local, e.from)) return false;
+    host.bounce(e, 'service-unavailable');
+    return true;
+  }, 99);
+
+  // ---- the protocol ----
+  const own = (e: StanzaEvent): boolean => !!e.origin && e.from.bare === e.to.bare;
+
+  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS_BLOCKING}:blocklist`, (e) => {
+    if (!own(e)) return false;
+    interested.add(e.origin!);
+    const list = xml('blocklist', { xmlns: NS_BLOCKING });
+    for (const jid of listOf(e.origin!.username)) list.append(xml('item', { jid }));
+    host.reply(e, iqResult(e.stanza, list));
+    return true;
+  });
+
+  /** The JIDs of the items, prepared; a string when one is bad (the error text). */
+  function items(el: Element): string[] | string {
+    const out: string[] = [];
+    for (const item of el.getChildren('item')) {
+      const jid = parseJid(item.attrs.jid ?? '');
+      if (!jid) return `"${item.attrs.jid ?? ''}" is not a valid JID`;
+      out.push(jid.full);
+    }
+    return out;
+  }
+
+  function push(username: string, payload: Element): void {
+    for (const s of host.router.sessionsOf(`${username}@${host.domain}`)) {
+      if (!interested.has(s)) continue;
+      s.send(xml('iq', { type: 'set', id: 'push' + Math.random().toString(36).slice(2, 10), to: s.jid.full }, payload.clone()));
+    }
+  }
+
+  /** Presence the user's available resources send to the contacts an item covers (roster from/both, directed). */
+  function presenceTo(username: string, covered: string[], send: (s: Session, to: string) => void): void {
+    const bare = `${username}@${host.domain}`;
+    const roster = host.storage.getRoster(username).items.filter((it) => it.subscription === 'from' || it.subscription === 'both');
+    for (const s of host.router.sessionsOf(bare)) {
+      if (!s.available) continue;
+      const targets = new Set<string>();
+      for (const it of roster) { const j = parseJid(it.contact); if (j && covered.some((c) => covers(c, j))) targets.add(it.contact); }
+      for (const d of s.directed ?? []) { const j = parseJid(d); if (j && covered.some((c) => covers(c, j))) targets.add(d); }
+      for (const to of targets) send(s, to);
+    }
+  }
+
+  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS_BLOCKING}:block`, (e) => {
+    if (!own(e)) return false;
+    const username = e.origin!.username;
+    const jids = items(e.stanza.firstElement()!);
+    if (typeof jids === 'string') { host.reply(e, errorReply(e.stanza, 'jid-malformed', jids)); return true; }
+    if (jids.length === 0) { host.reply(e, errorReply(e.stanza, 'bad-request', '<block/> needs at least one <item jid/>')); return true; }
+    const set = listOf(username);
+    const added = [...new Set(jids)].filter((j) => !set.has(j));
+    if (set.size + added.length > MAX_ITEMS) { host.reply(e, errorReply(e.stanza, 'resource-constraint', `a blocklist holds at most ${MAX_ITEMS} JIDs`)); return true; }
+    // Before the list changes: our own unavailable presence must still get through.
+    presenceTo(username, added, (s, to) => host.route(xml('presence', { xmlns: NS.client, type: 'unavailable', from: s.jid.full, to })));
+    for (const j of added) set.add(j);
+    void store.write(() => { for (const j of added) q.add.run(username, j); });
+    host.reply(e, iqResult(e.stanza));
+    push(username, xml('block', { xmlns: NS_BLOCKING }, ...jids.map((jid) => xml('item', { jid }))));
+    return true;
+  });
+
+  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS_BLOCKING}:unblock`, (e) => {
+    if (!own(e)) return false;
+    const username = e.origin!.username;
+    const jids = items(e.stanza.firstElement()!);
+    if (typeof jids === 'string') { host.reply(e, errorReply(e.stanza, 'jid-malformed', jids)); return true; }
+    const set = listOf(username);
+    const removed = jids.length === 0 ? [...set] : jids.filter((j) => set.has(j));
+    for (const j of removed) set.delete(j);
+    void store.write(() => { if (jids.length === 0) q.clear.run(username); else for (const j of removed) q.remove.run(username, j); });
+    host.reply(e, iqResult(e.stanza));
+    push(username, xml('unblock', { xmlns: NS_BLOCKING }, ...jids.map((jid) => xml('item', { jid }))));
+    // The contacts see the user again, and the user learns their presence again.
+    presenceTo(username, removed, (s, to) => {
+      const p = s.presence!.clone();
+      p.attrs.from = s.jid.full;
+      p.attrs.to = to;
+      host.route(p);
+    });
+    const bare = `${username}@${host.domain}`;
+    if (host.router.sessionsOf(bare).some((s) => s.available)) {
+      for (const it of host.storage.getRoster(username).items) {
+        const j = parseJid(it.contact);
+        if ((it.subscription === 'to' || it.subscription === 'both') && j && removed.some((c) => covers(c, j))) {
+          host.route(xml('presence', { xmlns: NS.client, type: 'probe', from: bare, to: it.contact }));
+        }
+      }
+    }
+    return true;
+  });
+
+  host.hooks.on<{ username: string }>('account-removing', ({ username }) => {
+    cache.delete(username);
+    void store.write(() => q.clear.run(username));
+  });
+}
