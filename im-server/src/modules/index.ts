@@ -1,19 +1,22 @@
 // The modules a host loads, in order. Adding a feature means adding a file and a line here.
 import type { Host } from '../core/host.js';
 import carbons from './carbons.js';
+import contact from './contact.js';
 import disco from './disco.js';
+import hostmeta from './hostmeta.js';
 import mam from './mam/index.js';
 import message from './message.js';
 import offline from './offline.js';
 import ping from './ping.js';
 import presence from './presence.js';
+import privateStorage from './private.js';
 import register from './register.js';
 import roster from './roster.js';
 import upload from './upload/index.js';
 import vcard from './vcard.js';
 import version from './version.js';
 
-export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, mam, carbons, upload };
+export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, mam, carbons, upload, private: privateStorage, hostmeta, contact };
 const ALWAYS = new Set(['roster', 'presence', 'message']);
 
 export function loadModules(host: Host): string[] {
