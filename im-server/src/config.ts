@@ -9,6 +9,13 @@ import { prepDomain, prepLocal } from './core/jid.js';
 const port = z.number().int().min(0).max(65535);
 const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
 
+/** XEP-0157 address kinds (config keys under contact; form fields <kind>-addresses). */
+export const CONTACT_KINDS = ['abuse', 'admin', 'feedback', 'sales', 'security', 'support'] as const;
+/** XEP-0157 contact addresses: mailto:, xmpp: or https: URIs with something after the scheme. */
+const contactUris = z.array(z.string().refine((u) => {
+  try { const url = new URL(u); return ['mailto:', 'xmpp:', 'https:'].includes(url.protocol) && u.length > url.protocol.length; } catch { return false; }
+}, 'expected a mailto:, xmpp: or https: URI, e.g. mailto:abuse@example.org')).default([]);
+
 export const ConfigSchema = z.object({
   domain: z.string().refine((d) => prepDomain(d) !== undefined, 'not a valid domain name').transform((d) => prepDomain(d)!).default('localhost'),
   dataDir: z.string().min(1).default('./data'),
@@ -29,7 +36,7 @@ export const ConfigSchema = z.object({
     trustedProxies: z.array(z.string()).default(LOOPBACK),
   }).strict().default({}),
   disabledModules: z.array(z.enum(['version', 'vcard', 'ping', 'offline', 'register', 'disco',
-    'muc', 'mam', 'carbons', 'csi', 'blocking', 'pep', 'upload'])).default([]),
+    'muc', 'mam', 'carbons', 'csi', 'blocking', 'pep', 'upload', 'private', 'hostmeta', 'contact'])).default([]),
   resourceConflict: z.enum(['kick-old', 'reject-new']).default('kick-old'),
   scramIterations: z.number().int().min(4096).max(1_000_000).default(4096),
   limits: z.object({
@@ -90,6 +97,23 @@ export const ConfigSchema = z.object({
     /** Files are stored under <dataDir>/uploads unless this is set. */
     dir: z.string().optional(),
   }).strict().default({}),
+  /** XEP-0049 private XML storage (bookmarks of older clients, client preferences). */
+  privateStorage: z.object({
+    /** Largest stored item (the elements of one namespace, serialised) in bytes. */
+    maxItemSize: z.number().int().min(1024).default(64 * 1024),
+    /** Namespaces one account may store. */
+    maxItemsPerUser: z.number().int().positive().default(100),
+  }).strict().default({}),
+  /** What web clients are told (XEP-0156 /.well-known/host-meta). */
+  web: z.object({
+    /** The WebSocket URL as browsers reach it (through nginx), e.g. wss://chat.example/xmpp-websocket.
+     * Default: from the request's Host and X-Forwarded-Proto, wss://<host>/xmpp-websocket. */
+    publicWebsocketUrl: z.string().url().refine((u) => /^wss?:\/\//i.test(u), 'must be a ws:// or wss:// URL').optional(),
+  }).strict().default({}),
+  /** XEP-0157 contact addresses in the server's disco#info: lists of mailto:, xmpp: or https: URIs. */
+  contact: z.object({
+    abuse: contactUris, admin: contactUris, feedback: contactUris, sales: contactUris, security: contactUris, support: contactUris,
+  }).strict().default({}),
   /** XEP-0198 stream resumption. */
   streamManagement: z.object({
     /** How long a dropped session waits to be resumed before it ends (and its unacked stanzas are handled). */
@@ -125,6 +149,7 @@ const FLAGS = {
   'commit-window-ms': ['storage.commitWindowMs', 'number'],
   'upload-url': ['upload.publicUrl', 'string'],
   'upload-max-file-size': ['upload.maxFileSize', 'number'],
+  'websocket-url': ['web.publicWebsocketUrl', 'string'],
 } as const;
 
 const envName = (flag: string): string => 'PI_IM_' + flag.toUpperCase().replace(/-/g, '_');
@@ -156,6 +181,7 @@ export const USAGE = `pi-im-server: an XMPP server
   --max-connections-per-address N, --commit-window-ms N
   --upload-url URL        public base URL of /upload (XEP-0363; default http://<domain>:<http-port>/upload)
   --upload-max-file-size N  largest upload in bytes (default 104857600)
+  --websocket-url URL     public WebSocket URL in /.well-known/host-meta (XEP-0156; default wss://<Host>/xmpp-websocket)
   --help`;
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {

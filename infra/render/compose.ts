@@ -23,7 +23,7 @@ export interface ComposeOptions {
   nginxMemory: string;
   /** nginx's plain-HTTP port, probed by its health check. */
   httpPort: number;
-  /** nginx's HTTPS port: XEP-0363 upload URLs handed to clients point there. */
+  /** nginx's HTTPS port: XEP-0363 upload URLs and the XEP-0156 WebSocket URL handed to clients point there. */
   httpsPort: number;
   /** Largest file upload in bytes (default UPLOAD_MAX_BYTES); nginx's body limit must match (uploadBodyLimit). */
   uploadMaxBytes?: number;
@@ -35,6 +35,12 @@ export const UPLOAD_MAX_BYTES = 100 * 1024 * 1024;
 /** Where clients PUT and GET files: through nginx, which proxies / to the nodes' /upload/. */
 export function uploadUrl(domain: string, httpsPort: number): string {
   return `https://${domain}${httpsPort === 443 ? "" : `:${httpsPort}`}/upload`;
+}
+
+/** The WebSocket endpoint as browsers reach it through nginx, named in /.well-known/host-meta (XEP-0156):
+ * nginx passes Host without the port, so the nodes are told the URL rather than derive it. */
+export function websocketUrl(domain: string, httpsPort: number): string {
+  return `wss://${domain}${httpsPort === 443 ? "" : `:${httpsPort}`}/xmpp-websocket`;
 }
 
 /** nginx's client_max_body_size for uploads of up to `bytes` (a PUT body is the file itself). */
@@ -74,6 +80,7 @@ export function renderCompose(o: ComposeOptions): string {
         "--c2s-host", "127.0.0.1", "--c2s-port", String(n.c2sPort), "--http-host", "127.0.0.1", "--http-port", String(n.httpPort),
         "--registration", o.registration, "--tls-cert", "/tls/cert.pem", "--tls-key", "/tls/key.pem",
         "--upload-url", uploadUrl(o.domain, o.httpsPort), "--upload-max-file-size", String(o.uploadMaxBytes ?? UPLOAD_MAX_BYTES),
+        "--websocket-url", websocketUrl(o.domain, o.httpsPort),
       ],
       network_mode: "host",
       user: o.user,

@@ -1,5 +1,6 @@
 // XEP-0363 uploads through the cluster: the nodes hand out URLs on nginx's HTTPS port, and
-// nginx accepts a request body as large as the largest file the nodes accept.
+// nginx accepts a request body as large as the largest file the nodes accept. The WebSocket URL
+// the nodes name in /.well-known/host-meta (XEP-0156) is on that port too.
 import test from "ava";
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -23,12 +24,14 @@ const args = (https: number) => ({
 const flagValues = (compose: string, flag: string): string[] =>
   [...compose.matchAll(new RegExp(`"${flag}", "([^"]*)"`, "g"))].map((m) => m[1]!);
 
-test.serial("nodes get the upload URL on nginx's HTTPS port, and the same size limit as nginx", async (t) => {
+test.serial("nodes get the upload and WebSocket URLs on nginx's HTTPS port, and the same size limit as nginx", async (t) => {
   const standard = new ImCluster("up443", args(443));
   const other = new ImCluster("up8443", { ...args(8443), pi: "up2" });
   await settle();
   t.deepEqual(flagValues(standard.composeFile, "--upload-url"), ["https://chat.office.lan/upload", "https://chat.office.lan/upload"]);
   t.deepEqual(flagValues(other.composeFile, "--upload-url"), ["https://chat.office.lan:8443/upload", "https://chat.office.lan:8443/upload"]);
+  t.deepEqual(flagValues(standard.composeFile, "--websocket-url"), ["wss://chat.office.lan/xmpp-websocket", "wss://chat.office.lan/xmpp-websocket"]);
+  t.deepEqual(flagValues(other.composeFile, "--websocket-url"), ["wss://chat.office.lan:8443/xmpp-websocket", "wss://chat.office.lan:8443/xmpp-websocket"]);
   const max = flagValues(standard.composeFile, "--upload-max-file-size");
   t.is(max.length, 2);
   const body = /client_max_body_size (\d+);/.exec(standard.nginxConf)?.[1];

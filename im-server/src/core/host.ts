@@ -51,6 +51,9 @@ export class Host {
   readonly accountFeatures = new Set<string>();
   readonly ownerFeatures = new Set<string>();
   readonly accountIdentities: { category: string; type: string }[] = [{ category: 'account', type: 'registered' }];
+  /** Extra children of the server's disco#info answer, e.g. XEP-0128 data forms (XEP-0157 contact
+   * addresses); disco.ts appends a copy of each after the features. */
+  readonly discoExtensions: Element[] = [];
   readonly components = new Map<string, Component>();
   /** Path prefix -> handler, longest prefix first when matched. */
   readonly httpRoutes = new Map<string, HttpHandler>();

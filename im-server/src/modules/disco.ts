@@ -13,6 +13,7 @@ export default function disco(host: Host): void {
     if (e.stanza.firstElement()!.attrs.node) { host.reply(e, errorReply(e.stanza, 'item-not-found')); return true; }
     const q = xml('query', { xmlns: NS.discoInfo }, xml('identity', { category: 'server', type: 'im', name: 'pi-im' }));
     for (const f of [...host.features].sort()) q.append(xml('feature', { var: f }));
+    for (const x of host.discoExtensions) q.append(x.clone());
     host.reply(e, iqResult(e.stanza, q));
     return true;
   });

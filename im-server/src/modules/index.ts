@@ -2,20 +2,23 @@
 import type { Host } from '../core/host.js';
 import blocking from './blocking.js';
 import carbons from './carbons.js';
+import contact from './contact.js';
 import csi from './csi.js';
 import disco from './disco.js';
+import hostmeta from './hostmeta.js';
 import mam from './mam/index.js';
 import message from './message.js';
 import offline from './offline.js';
 import ping from './ping.js';
 import presence from './presence.js';
+import privateStorage from './private.js';
 import register from './register.js';
 import roster from './roster.js';
 import upload from './upload/index.js';
 import vcard from './vcard.js';
 import version from './version.js';
 
-export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, mam, carbons, upload, csi, blocking };
+export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, mam, carbons, upload, csi, blocking, private: privateStorage, hostmeta, contact };
 const ALWAYS = new Set(['roster', 'presence', 'message']);
 
 export function loadModules(host: Host): string[] {
