@@ -343,3 +343,19 @@ test('a persistent room keeps config, affiliations, subject and history across a
     } finally { await again.stop(); }
   } finally { await own.stop(); }
 });
+
+test('archive queries to a room: forbidden to outsiders of a members-only room, service-unavailable without an archive; client stanza-ids are stripped', async (t) => {
+  const [a, b] = [await user(server, 'arc'), await user(server, 'out')];
+  const r = room('archive');
+  await createRoom(a, r, 'arc', { 'muc#roomconfig_membersonly': '1' });
+  const mam = (c: typeof a): Promise<unknown> => c.iqCaller.request(xml('iq', { type: 'set', to: r }, xml('query', { xmlns: 'urn:xmpp:mam:2' })));
+  t.is(await iqError(mam(b)), 'forbidden');
+  t.is(await iqError(mam(a)), 'service-unavailable', 'no MAM module answers in this build of the test server');
+  const info = (await a.iqCaller.request(xml('iq', { type: 'get', to: r }, xml('query', { xmlns: DISCO_INFO })))).getChild('query')!;
+  t.false(info.getChildren('feature').some((f) => f.attrs.var === 'urn:xmpp:mam:2'), 'no archive advertised without one');
+  await a.send(xml('message', { to: r, type: 'groupchat', id: 'forged' }, xml('body', {}, 'forged id'),
+    xml('stanza-id', { xmlns: 'urn:xmpp:sid:0', by: r, id: 'fake' }), xml('stanza-id', { xmlns: 'urn:xmpp:sid:0', by: 'someone@else', id: 'kept' })));
+  const m = await waitGroupchat(a, r, 'forged id');
+  t.deepEqual(m.getChildren('stanza-id', 'urn:xmpp:sid:0').map((s) => s.attrs.by), ['someone@else']);
+  await Promise.all([stopClient(a), stopClient(b)]);
+});

@@ -169,7 +169,7 @@ export class MucService implements MucContext, Component {
     if (ns === NS_OWNER && q.name === 'query') { handleOwner(this, room, e); return; }
     if (ns === NS_MAM) { this.mamQuery(room, e); return; }
     if (type === 'get' && ns === NS.discoInfo && q.name === 'query') { this.host.reply(e, iqResult(stanza, this.roomInfo(room, q.attrs.node))); return; }
-    if (type === 'get' && ns === NS.discoItems && q.name === 'query') { this.host.reply(e, iqResult(stanza, xml('query', { xmlns: NS.discoItems, node: q.attrs.node }))); return; }
+    if (type === 'get' && ns === NS.discoItems && q.name === 'query') { this.host.reply(e, iqResult(stanza, this.roomItems(room, e, q.attrs.node))); return; }
     if (type === 'get' && ns === NS.ping && q.name === 'ping') { this.host.reply(e, iqResult(stanza)); return; }
     this.host.reply(e, errorReply(stanza, 'service-unavailable'));
   }
@@ -186,6 +186,16 @@ export class MucService implements MucContext, Component {
     if (this.host.hooks.has('muc-mam-query')) features.push(NS_MAM, NS_SID);
     for (const f of features.sort()) q.append(xml('feature', { var: f }));
     q.append(roomInfoForm(c, room.occupants.size, room.subject?.text ?? ''));
+    return q;
+  }
+
+  /** The occupants' nicknames (never their real JIDs), where anyone could learn them by joining (§6.5). */
+  private roomItems(room: Room, e: StanzaEvent, node: string | undefined): Element {
+    const q = xml('query', { xmlns: NS.discoItems, node });
+    const c = room.config;
+    const open = c.public && !c.membersOnly && c.password === '';
+    if (node || !(open || room.occupantsOf(e.from.bare).length > 0)) return q;
+    for (const o of room.occupants.values()) q.append(xml('item', { jid: `${room.jid}/${o.nick}`, name: o.nick }));
     return q;
   }
 
@@ -210,7 +220,12 @@ export class MucService implements MucContext, Component {
     if (type !== 'get' && type !== 'set') return;
     const sender = room.occupantOf(e.from.full);
     const q = stanza.firstElement();
-    if (!sender) { this.host.reply(e, errorReply(stanza, 'not-acceptable', 'you are not joined to this room under that nickname')); return; }
+    if (!sender) {
+      // Disco of an occupant by a non-occupant: bad-request (§6.6); anything else, self-pings included: not-acceptable (XEP-0410).
+      const disco = q?.ns === NS.discoInfo || q?.ns === NS.discoItems;
+      this.host.reply(e, errorReply(stanza, disco ? 'bad-request' : 'not-acceptable', 'you are not an occupant of this room'));
+      return;
+    }
     if (sender.nick === e.to.resource && q?.name === 'ping' && q.ns === NS.ping) { this.host.reply(e, iqResult(stanza)); return; }
     const target = room.occupants.get(e.to.resource);
     if (!target) { this.host.reply(e, errorReply(stanza, 'item-not-found', 'no occupant has that nickname')); return; }
