@@ -359,3 +359,23 @@ test('archive queries to a room: forbidden to outsiders of a members-only room, 
   t.deepEqual(m.getChildren('stanza-id', 'urn:xmpp:sid:0').map((s) => s.attrs.by), ['someone@else']);
   await Promise.all([stopClient(a), stopClient(b)]);
 });
+
+test('voice requests: a visitor asks, moderators get a form, an approval gives voice', async (t) => {
+  const [a, b] = [await user(server, 'vm'), await user(server, 'vv')];
+  const r = room('voice');
+  await createRoom(a, r, 'vm', { 'muc#roomconfig_moderatedroom': '1' });
+  await join(b, r, 'vv');
+  const REQ = 'http://jabber.org/protocol/muc#request';
+  const field = (v: string, value: string) => xml('field', { var: v }, xml('value', {}, value));
+  await b.send(xml('message', { to: r }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, field('FORM_TYPE', REQ), field('muc#role', 'participant'))));
+  const req = await waitFor(a, (s) => s.is('message') && s.attrs.from === r && !!s.getChild('x', 'jabber:x:data'), 'voice request at the moderator');
+  const fields = Object.fromEntries(req.getChild('x', 'jabber:x:data')!.getChildren('field').map((f) => [f.attrs.var, f.getChildText('value')]));
+  t.is(fields['muc#roomnick'], 'vv');
+  t.is(fields['muc#jid'], b.jid!.toString().split('/')[0]);
+  await a.send(xml('message', { to: r }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' },
+    field('FORM_TYPE', REQ), field('muc#role', 'participant'), field('muc#roomnick', 'vv'), field('muc#request_allow', 'true'))));
+  await waitFor(b, (s) => s.is('presence') && s.attrs.from === `${r}/vv` && item(s).role === 'participant', 'voice granted');
+  await groupchat(b, r, 'I can speak');
+  await waitGroupchat(a, r, 'I can speak');
+  await Promise.all([stopClient(a), stopClient(b)]);
+});

@@ -1,14 +1,16 @@
-// Messages in a room (XEP-0045 §7.4-7.5, 7.8, 8.1): groupchat fan-out (archived by the MAM
+// Messages in a room (XEP-0045 §7.4-7.5, 7.8, 7.13, 8.1): groupchat fan-out (archived by the MAM
 // module through the muc-message hook), subject changes, private messages between occupants,
-// mediated invitations and declines.
+// mediated invitations and declines, voice requests.
 import type { StanzaEvent } from '../../core/host.js';
 import { parseJid } from '../../core/jid.js';
 import { NS } from '../../core/stanza.js';
 import { Element, xml } from '../../core/xml.js';
+import { NS_DATA } from './config.js';
 import { AFF_RANK, NS_USER, ROLE_RANK, type Room } from './room.js';
 import type { MucService } from './service.js';
 
 const NS_SID = 'urn:xmpp:sid:0';
+const FORM_REQUEST = 'http://jabber.org/protocol/muc#request';
 
 export interface MucMessageEvent {
   /** The room's bare JID. */
@@ -25,6 +27,8 @@ export function handleRoomMessage(svc: MucService, room: Room, e: StanzaEvent): 
   if (type === 'error') return;
   const x = stanza.getChild('x', NS_USER);
   if (type !== 'groupchat' && x && (x.getChild('invite') || x.getChild('decline'))) { invitations(svc, room, e, x); return; }
+  const form = stanza.getChild('x', NS_DATA);
+  if (type !== 'groupchat' && form && formType(form) === FORM_REQUEST) { voiceRequest(svc, room, e, form); return; }
   if (type !== 'groupchat') { svc.host.bounce(e, 'bad-request', 'messages to a room must be of type groupchat'); return; }
   groupchat(svc, room, e);
 }
@@ -96,4 +100,36 @@ function invitations(svc: MucService, room: Room, e: StanzaEvent, x: Element): v
     svc.send(xml('message', { xmlns: NS.client, from: room.jid, to: to.full, id: e.stanza.attrs.id },
       xml('x', { xmlns: NS_USER }, xml('decline', { from: from.bare }, reason ? xml('reason', {}, reason) : undefined))));
   }
+}
+
+const formType = (form: Element): string | undefined => form.getChildren('field').find((f) => f.attrs.var === 'FORM_TYPE')?.getChildText('value');
+const fieldValue = (form: Element, name: string): string | undefined => form.getChildren('field').find((f) => f.attrs.var === name)?.getChildText('value');
+
+/** Voice requests (XEP-0045 §7.13, §8.6): a visitor asks, moderators get a form; one approving grants voice. */
+function voiceRequest(svc: MucService, room: Room, e: StanzaEvent, form: Element): void {
+  const occ = room.occupantOf(e.from.full);
+  if (!occ) { svc.host.bounce(e, 'not-acceptable', 'join the room first'); return; }
+  if (form.attrs.type !== 'submit') return;
+  if (occ.role === 'moderator' && fieldValue(form, 'muc#roomnick') !== undefined) {
+    // A moderator's answer to a request.
+    const allow = fieldValue(form, 'muc#request_allow');
+    const target = room.occupants.get(fieldValue(form, 'muc#roomnick')!);
+    if ((allow === '1' || allow === 'true') && target && target.role === 'visitor') {
+      target.role = 'participant';
+      room.broadcastPresence(target, { actor: occ.nick });
+    }
+    return;
+  }
+  if (occ.role !== 'visitor') return; // voice already
+  const field = (type: string, v: string, label: string, value: string): Element => xml('field', { type, var: v, label }, xml('value', {}, value));
+  const request = xml('message', { xmlns: NS.client, from: room.jid, id: `voice-${Date.now().toString(36)}` },
+    xml('x', { xmlns: NS_DATA, type: 'form' },
+      xml('title', {}, 'Voice request'),
+      xml('instructions', {}, `To give ${occ.nick} voice in this room, approve this request.`),
+      field('hidden', 'FORM_TYPE', '', FORM_REQUEST),
+      field('list-single', 'muc#role', 'Requested role', 'participant'),
+      field('jid-single', 'muc#jid', 'User ID', occ.bare), // moderators may always see real JIDs
+      field('text-single', 'muc#roomnick', 'Room nickname', occ.nick),
+      field('boolean', 'muc#request_allow', 'Grant voice to this person?', 'false')));
+  for (const m of room.occupants.values()) if (m.role === 'moderator') room.sendTo(m, request);
 }

@@ -179,7 +179,7 @@ export class MucService implements MucContext, Component {
     if (node) return q; // e.g. x-roomuser-item: this service reserves no nicknames
     q.append(xml('identity', { category: 'conference', type: 'text', name: room.name }));
     const c = room.config;
-    const features = [NS.discoInfo, NS.discoItems, NS_MUC, NS_SELF_PING, NS_STABLE_ID, NS.ping,
+    const features = [NS.discoInfo, NS.discoItems, NS_MUC, `${NS_MUC}#request`, NS_SELF_PING, NS_STABLE_ID, NS.ping,
       c.public ? 'muc_public' : 'muc_hidden', c.persistent ? 'muc_persistent' : 'muc_temporary',
       c.membersOnly ? 'muc_membersonly' : 'muc_open', c.moderated ? 'muc_moderated' : 'muc_unmoderated',
       c.password ? 'muc_passwordprotected' : 'muc_unsecured', c.whois === 'anyone' ? 'muc_nonanonymous' : 'muc_semianonymous'];
