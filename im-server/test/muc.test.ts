@@ -89,6 +89,10 @@ test('messages fan out to every occupant with the room as sender; newcomers get 
   const f = await user(server, 'fay');
   const jf = await join(f, r, 'fay', { history: { maxchars: '0' } });
   t.is(jf.history.length, 0);
+  const h = await user(server, 'hal');
+  const jh = await join(h, r, 'hal', { history: { since: new Date(Date.now() + 3_600_000).toISOString() } });
+  t.is(jh.history.length, 0, 'nothing newer than a future "since"');
+  await stopClient(h);
   // The others heard of each newcomer, and a non-occupant cannot post.
   await waitFor(a, (s) => s.is('presence') && s.attrs.from === `${r}/fay`, 'fay joined, seen by amy');
   const g = await user(server, 'gil');
