@@ -7,6 +7,8 @@ import {
   statusCodes, user, waitGroupchat,
 } from './muc-helpers.js';
 
+// Serial: each test logs in several clients (TLS + SCRAM); run together they starve the timing-sensitive
+// tests of other files (limits.test.ts gives a login 2 s) on a 2-core machine.
 let server: TestServer;
 test.before(async () => { server = await startServer({ registration: 'open' }); });
 test.after.always(async () => { await server?.stop(); });
@@ -14,7 +16,7 @@ test.after.always(async () => { await server?.stop(); });
 const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
 const DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
 
-test('the service is found by disco; a new room is locked until configured, then listed and joinable', async (t) => {
+test.serial('the service is found by disco; a new room is locked until configured, then listed and joinable', async (t) => {
   const [ann, bob] = [await user(server, 'ann'), await user(server, 'bob')];
   const items = await ann.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('query', { xmlns: DISCO_ITEMS })));
   t.true(items.getChild('query')!.getChildren('item').some((i) => i.attrs.jid === SERVICE));
@@ -55,7 +57,7 @@ test('the service is found by disco; a new room is locked until configured, then
   await Promise.all([stopClient(ann), stopClient(bob)]);
 });
 
-test('messages fan out to every occupant with the room as sender; newcomers get history with delay stamps and the subject', async (t) => {
+test.serial('messages fan out to every occupant with the room as sender; newcomers get history with delay stamps and the subject', async (t) => {
   const [a, b, c] = [await user(server, 'amy'), await user(server, 'ben'), await user(server, 'cat')];
   const r = room('talk');
   await createRoom(a, r, 'amy');
@@ -102,7 +104,7 @@ test('messages fan out to every occupant with the room as sender; newcomers get 
   await Promise.all([a, b, c, d, e, f, g].map(stopClient));
 });
 
-test('private messages go between occupants under their nicknames', async (t) => {
+test.serial('private messages go between occupants under their nicknames', async (t) => {
   const [a, b] = [await user(server, 'pia'), await user(server, 'quin')];
   const r = room('pm');
   await createRoom(a, r, 'pia');
@@ -118,7 +120,7 @@ test('private messages go between occupants under their nicknames', async (t) =>
   await Promise.all([stopClient(a), stopClient(b)]);
 });
 
-test('nick change is announced with 303; a taken nick is refused with conflict', async (t) => {
+test.serial('nick change is announced with 303; a taken nick is refused with conflict', async (t) => {
   const [a, b] = [await user(server, 'ned'), await user(server, 'ola')];
   const r = room('nick');
   await createRoom(a, r, 'ned');
@@ -136,7 +138,7 @@ test('nick change is announced with 303; a taken nick is refused with conflict',
   await Promise.all([stopClient(a), stopClient(b)]);
 });
 
-test('members-only rooms refuse strangers; an admin\'s mediated invitation makes the invitee a member; declines reach the inviter', async (t) => {
+test.serial('members-only rooms refuse strangers; an admin\'s mediated invitation makes the invitee a member; declines reach the inviter', async (t) => {
   const [a, b, c] = [await user(server, 'moe'), await user(server, 'nia'), await user(server, 'oz')];
   const r = room('members');
   await createRoom(a, r, 'moe', { 'muc#roomconfig_membersonly': '1' });
@@ -161,7 +163,7 @@ test('members-only rooms refuse strangers; an admin\'s mediated invitation makes
   await Promise.all([a, b, c].map(stopClient));
 });
 
-test('password-protected rooms need the password', async (t) => {
+test.serial('password-protected rooms need the password', async (t) => {
   const [a, b] = [await user(server, 'pat'), await user(server, 'ray')];
   const r = room('secret');
   await createRoom(a, r, 'pat', { 'muc#roomconfig_passwordprotectedroom': '1', 'muc#roomconfig_roomsecret': 'sesame' });
@@ -173,7 +175,7 @@ test('password-protected rooms need the password', async (t) => {
   await Promise.all([stopClient(a), stopClient(b)]);
 });
 
-test('moderated rooms: visitors cannot speak until a moderator gives them voice', async (t) => {
+test.serial('moderated rooms: visitors cannot speak until a moderator gives them voice', async (t) => {
   const [a, b] = [await user(server, 'mod'), await user(server, 'vis')];
   const r = room('moderated');
   await createRoom(a, r, 'mod', { 'muc#roomconfig_moderatedroom': '1' });
@@ -191,7 +193,7 @@ test('moderated rooms: visitors cannot speak until a moderator gives them voice'
   await Promise.all([stopClient(a), stopClient(b)]);
 });
 
-test('kick (307) removes an occupant who may come back; ban (301) keeps them out; lists show the outcasts', async (t) => {
+test.serial('kick (307) removes an occupant who may come back; ban (301) keeps them out; lists show the outcasts', async (t) => {
   const [a, b, c] = [await user(server, 'own'), await user(server, 'kid'), await user(server, 'wit')];
   const r = room('kick');
   await createRoom(a, r, 'own');
@@ -227,7 +229,7 @@ test('kick (307) removes an occupant who may come back; ban (301) keeps them out
   await Promise.all([a, b, c].map(stopClient));
 });
 
-test('destroying a room tells occupants the reason and the alternate venue; the room is gone', async (t) => {
+test.serial('destroying a room tells occupants the reason and the alternate venue; the room is gone', async (t) => {
   const [a, b] = [await user(server, 'dee'), await user(server, 'eli')];
   const r = room('doomed');
   await createRoom(a, r, 'dee', { 'muc#roomconfig_persistentroom': '1' });
@@ -242,7 +244,7 @@ test('destroying a room tells occupants the reason and the alternate venue; the 
   await Promise.all([stopClient(a), stopClient(b)]);
 });
 
-test('self-ping (XEP-0410): the room answers for a joined nick and says not-acceptable otherwise', async (t) => {
+test.serial('self-ping (XEP-0410): the room answers for a joined nick and says not-acceptable otherwise', async (t) => {
   const [a, b] = [await user(server, 'sp'), await user(server, 'sq')];
   const r = room('ping');
   await createRoom(a, r, 'sp');
@@ -257,7 +259,7 @@ test('self-ping (XEP-0410): the room answers for a joined nick and says not-acce
   await Promise.all([stopClient(a), stopClient(b)]);
 });
 
-test('an occupant whose session ends leaves the room; a temporary room vanishes when empty', async (t) => {
+test.serial('an occupant whose session ends leaves the room; a temporary room vanishes when empty', async (t) => {
   const [a, b] = [await user(server, 'tmp'), await user(server, 'obs')];
   const r = room('temp');
   await createRoom(a, r, 'tmp');
@@ -271,7 +273,7 @@ test('an occupant whose session ends leaves the room; a temporary room vanishes 
   await stopClient(a);
 });
 
-test('a full room refuses newcomers with service-unavailable; only moderators change the subject by default', async (t) => {
+test.serial('a full room refuses newcomers with service-unavailable; only moderators change the subject by default', async (t) => {
   const [a, b, c] = [await user(server, 'fa'), await user(server, 'fb'), await user(server, 'fc')];
   const r = room('full');
   await createRoom(a, r, 'fa', { 'muc#roomconfig_maxusers': '2' });
@@ -287,7 +289,7 @@ test('a full room refuses newcomers with service-unavailable; only moderators ch
   await Promise.all([a, b, c].map(stopClient));
 });
 
-test('one user joined from two devices under one nick: both get the messages, the others see one occupant', async (t) => {
+test.serial('one user joined from two devices under one nick: both get the messages, the others see one occupant', async (t) => {
   const a = await user(server, 'duo');
   const name = a.jid!.local;
   const { connect } = await import('./helpers.js');
@@ -310,7 +312,7 @@ test('one user joined from two devices under one nick: both get the messages, th
   await Promise.all([a, a2, b].map(stopClient));
 });
 
-test('a persistent room keeps config, affiliations, subject and history across a restart; temporary rooms do not', async (t) => {
+test.serial('a persistent room keeps config, affiliations, subject and history across a restart; temporary rooms do not', async (t) => {
   const own = await startServer({ registration: 'open' });
   try {
     const [a, b] = [await user(own, 'keep'), await user(own, 'mem')];
@@ -348,7 +350,7 @@ test('a persistent room keeps config, affiliations, subject and history across a
   } finally { await own.stop(); }
 });
 
-test('archive queries to a room: forbidden to outsiders of a members-only room, service-unavailable without an archive; client stanza-ids are stripped', async (t) => {
+test.serial('archive queries to a room: forbidden to outsiders of a members-only room, service-unavailable without an archive; client stanza-ids are stripped', async (t) => {
   const [a, b] = [await user(server, 'arc'), await user(server, 'out')];
   const r = room('archive');
   await createRoom(a, r, 'arc', { 'muc#roomconfig_membersonly': '1' });
@@ -364,7 +366,7 @@ test('archive queries to a room: forbidden to outsiders of a members-only room, 
   await Promise.all([stopClient(a), stopClient(b)]);
 });
 
-test('voice requests: a visitor asks, moderators get a form, an approval gives voice', async (t) => {
+test.serial('voice requests: a visitor asks, moderators get a form, an approval gives voice', async (t) => {
   const [a, b] = [await user(server, 'vm'), await user(server, 'vv')];
   const r = room('voice');
   await createRoom(a, r, 'vm', { 'muc#roomconfig_moderatedroom': '1' });
