@@ -1,7 +1,6 @@
 // One room: its config, affiliations (kept), occupants and roles (in memory only), subject and
 // recent history, and how its presence and messages are addressed to each occupant.
 import type { Host } from '../../core/host.js';
-import { parseJid } from '../../core/jid.js';
 import { NS } from '../../core/stanza.js';
 import { Element, xml } from '../../core/xml.js';
 import type { RoomConfig } from './config.js';
@@ -214,11 +213,6 @@ export class Room {
   saveAll(): void {
     this.ctx.store.saveAll({ jid: this.jid, config: JSON.stringify(this.config), subject: this.subject },
       [...this.affiliations], this.history.map((h) => ({ stamp: h.stamp, stanza: h.stanza.toString() })));
-  }
-
-  /** The affiliation key for a JID given in an admin item: bare JID, or a domain for server bans. */
-  static affiliationKey(jid: string): string | undefined {
-    return parseJid(jid)?.bare;
   }
 }
 
