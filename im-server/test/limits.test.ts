@@ -175,7 +175,8 @@ test('idle connections time out: no login in time, and no answer to the server p
     await c.until(/<iq[^>]*type="get"[^>]*><ping xmlns="urn:xmpp:ping"\/><\/iq>/);
     await c.until(streamError('connection-timeout'));
     t.regex(c.data, /no answer to ping/);
-  }, { idleSeconds: 1, pingTimeoutSeconds: 1, authTimeoutSeconds: 2 });
+  // 5 s: the in-band registration (TLS + SCRAM) must fit in the login window even on a busy 2-core CI machine.
+  }, { idleSeconds: 1, pingTimeoutSeconds: 1, authTimeoutSeconds: 5 });
 });
 
 test('WebSocket: bad framing and malformed XML get stream errors', async (t) => {

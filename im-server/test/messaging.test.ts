@@ -95,7 +95,7 @@ test('ping, disco, vcard and version answer as advertised', async (t) => {
   t.deepEqual(features, ['http://jabber.org/protocol/disco#info', 'http://jabber.org/protocol/disco#items', 'jabber:iq:private', 'jabber:iq:register',
     'jabber:iq:version', 'msgoffline', 'urn:xmpp:blocking', 'urn:xmpp:carbons:2', 'urn:xmpp:ping', 'vcard-temp']);
   const items = await c.iqCaller.get(xml('query', { xmlns: 'http://jabber.org/protocol/disco#items' }), 'localhost');
-  t.deepEqual(items.getChildren('item').map((i) => i.attrs.jid), ['upload.localhost']);
+  t.deepEqual(items.getChildren('item').map((i) => i.attrs.jid), ['conference.localhost', 'upload.localhost']);
   const version = await c.iqCaller.get(xml('query', { xmlns: 'jabber:iq:version' }), 'localhost');
   t.is(version.getChildText('name'), 'pi-im');
   t.regex(version.getChildText('version') ?? '', /^\d+\.\d+\.\d+/);

@@ -8,6 +8,7 @@ import disco from './disco.js';
 import hostmeta from './hostmeta.js';
 import mam from './mam/index.js';
 import message from './message.js';
+import muc from './muc/index.js';
 import offline from './offline.js';
 import ping from './ping.js';
 import presence from './presence.js';
@@ -18,7 +19,7 @@ import upload from './upload/index.js';
 import vcard from './vcard.js';
 import version from './version.js';
 
-export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, mam, carbons, upload, csi, blocking, private: privateStorage, hostmeta, contact };
+export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, muc, mam, carbons, upload, csi, blocking, private: privateStorage, hostmeta, contact };
 const ALWAYS = new Set(['roster', 'presence', 'message']);
 
 export function loadModules(host: Host): string[] {
