@@ -164,8 +164,12 @@ export default function presence(host: Host): void {
         return true;
       case 'subscribed':
         if (!it || !it.ask) return true;
+        // RFC 6121 §3.1.6, in this order: roster push, the approval to every interested resource
+        // (also one that has not sent presence yet), then (from the contact's side) its presence.
         saveRosterItem(host, username, { ...it, ask: false, subscription: it.subscription === 'from' ? 'both' : 'to' });
-        deliverAll(to.bare, stanza, e.rx);
+        stanza.attrs.to = to.bare;
+        stanza.attrs.from = from.bare;
+        for (const s of host.router.sessionsOf(to.bare)) if (s.available || s.interested) host.deliver(s, stanza, e.rx);
         return true;
       case 'unsubscribe':
         if (host.storage.hasPendingIn(username, from.bare)) void host.storage.removePendingIn(username, from.bare);
