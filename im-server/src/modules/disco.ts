@@ -1,6 +1,7 @@
 // XEP-0030 service discovery: the server's identity and exactly the features its loaded
 // modules registered, and the components (MUC, upload...) as items; an account's identity for
-// itself and its subscribers.
+// itself and its subscribers, with what modules serving the bare JID add ('disco/account-info',
+// 'disco/account-items' events: { event, query } to append to).
 import type { Host, StanzaEvent } from '../core/host.js';
 import { NS, errorReply, iqResult } from '../core/stanza.js';
 import { xml } from '../core/xml.js';
@@ -31,13 +32,17 @@ export default function disco(host: Host): void {
   };
   host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoInfo}:query`, (e) => {
     if (!host.accountExists(e.to.local) || !mayKnow(e)) return false;
-    host.reply(e, iqResult(e.stanza, xml('query', { xmlns: NS.discoInfo },
-      xml('identity', { category: 'account', type: 'registered' }), xml('feature', { var: NS.discoInfo }))));
+    const query = xml('query', { xmlns: NS.discoInfo },
+      xml('identity', { category: 'account', type: 'registered' }), xml('feature', { var: NS.discoInfo }), xml('feature', { var: NS.discoItems }));
+    host.hooks.fire('disco/account-info', { event: e, query }); // modules serving the bare JID (PEP) add theirs
+    host.reply(e, iqResult(e.stanza, query));
     return true;
   });
   host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoItems}:query`, (e) => {
     if (!host.accountExists(e.to.local) || !mayKnow(e)) return false;
-    host.reply(e, iqResult(e.stanza, xml('query', { xmlns: NS.discoItems })));
+    const query = xml('query', { xmlns: NS.discoItems });
+    host.hooks.fire('disco/account-items', { event: e, query }); // e.g. the PEP nodes this requester may see
+    host.reply(e, iqResult(e.stanza, query));
     return true;
   });
 }

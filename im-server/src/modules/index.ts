@@ -3,6 +3,7 @@ import type { Host } from '../core/host.js';
 import disco from './disco.js';
 import message from './message.js';
 import offline from './offline.js';
+import pep from './pep/index.js';
 import ping from './ping.js';
 import presence from './presence.js';
 import register from './register.js';
@@ -10,7 +11,7 @@ import roster from './roster.js';
 import vcard from './vcard.js';
 import version from './version.js';
 
-export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version };
+export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, pep };
 const ALWAYS = new Set(['roster', 'presence', 'message']);
 
 export function loadModules(host: Host): string[] {
