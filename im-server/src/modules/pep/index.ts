@@ -2,7 +2,8 @@
 // Publish (auto-create, publish-options as preconditions), retract, items, create, configure,
 // delete, purge; notifications as headline messages to the owner's and to subscribed contacts'
 // sessions whose XEP-0115 caps say <node>+notify; the last item to such a session when it comes
-// online. Explicit XEP-0060 subscriptions are not offered (PEP clients use +notify).
+// online. Explicit XEP-0060 subscriptions are not offered: contacts with a presence subscription are
+// auto-subscribed, filtered by +notify (XEP-0163 auto-subscribe, filtered-notifications).
 import { randomUUID } from 'node:crypto';
 import type { Host, StanzaEvent } from '../../core/host.js';
 import { parseElement } from '../../core/parser.js';
@@ -20,7 +21,7 @@ const NS_EVENT = `${NS_PUBSUB}#event`;
 const NS_ERRORS = `${NS_PUBSUB}#errors`;
 
 /** What the account JID advertises (disco.ts asks via 'disco/account-info'); only what works. */
-export const PEP_FEATURES = ['access-open', 'access-presence', 'access-roster', 'access-whitelist', 'auto-create',
+export const PEP_FEATURES = ['access-open', 'access-presence', 'access-roster', 'access-whitelist', 'auto-create', 'auto-subscribe',
   'config-node', 'create-nodes', 'delete-items', 'delete-nodes', 'filtered-notifications', 'last-published',
   'multi-items', 'persistent-items', 'presence-notifications', 'publish', 'publish-options', 'purge-nodes',
   'retract-items', 'retrieve-default', 'retrieve-items'].map((f) => `${NS_PUBSUB}#${f}`);
