@@ -109,6 +109,8 @@ test('bookmarks: whitelist node with publish-options, preconditions, disco, dele
   const info = await bea.iqCaller.get(xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }), A);
   t.true(info.getChildren('identity').some((i) => i.attrs.category === 'pubsub' && i.attrs.type === 'pep'));
   t.true(info.getChildren('feature').some((f) => f.attrs.var === `${PUBSUB}#publish-options`));
+  const serverInfo = await bea.iqCaller.get(xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }), 'localhost');
+  t.true(serverInfo.getChildren('feature').some((f) => f.attrs.var === `${PUBSUB}#publish-options`), 'the server advertises PEP too');
 
   const owner = 'http://jabber.org/protocol/pubsub#owner';
   const form = await bea.iqCaller.get(xml('pubsub', { xmlns: owner }, xml('configure', { node: BOOKMARKS })));
