@@ -52,6 +52,8 @@ export interface Caps {
 
 export function startCaps(host: Host, store: PepStore): Caps {
   const bySession = new WeakMap<Session, { key: string; features: ReadonlySet<string> }>();
+  /** The caps key each session announced last: a late answer for an older one must not win. */
+  const announced = new WeakMap<Session, string>();
   /** key (algo + ' ' + ver) -> sessions waiting for it; a query is out while the key is here. */
   const pending = new Map<string, Set<Session>>();
   const queries = new Map<string, { key: string; algo: string; ver: string; session: Session }>();
@@ -60,6 +62,7 @@ export function startCaps(host: Host, store: PepStore): Caps {
   let nextId = 0;
 
   const resolved = (session: Session, key: string, features: string[]): void => {
+    if (announced.get(session) !== key) return;
     const set = new Set(features);
     bySession.set(session, { key, features: set });
     for (const fn of listeners) fn(session, set);
@@ -67,7 +70,10 @@ export function startCaps(host: Host, store: PepStore): Caps {
 
   function ask(key: string, session: Session, node: string, algo: string, ver: string): void {
     const id = `caps${++nextId}`;
-    queries.set(id, { key, algo, ver, session });
+    const q = { key, algo, ver, session };
+    queries.set(id, q);
+    // A client that never answers must not leave the others with this hash waiting forever.
+    setTimeout(() => { if (queries.get(id) === q) { queries.delete(id); askNext(q); } }, 30_000).unref();
     host.route(xml('iq', { xmlns: NS.client, type: 'get', id, from: host.domain, to: session.jid.full },
       xml('query', { xmlns: NS.discoInfo, node: `${node}#${ver}` })));
   }
@@ -79,11 +85,13 @@ export function startCaps(host: Host, store: PepStore): Caps {
     const c = e.stanza.getChild('c', NS_CAPS);
     if (!c || !c.attrs.ver || !c.attrs.node) {
       // Legacy or no caps: no +notify interest known.
+      announced.set(session, '');
       if (bySession.get(session)?.key !== '') resolved(session, '', []);
       return false;
     }
     const algo = (c.attrs.hash ?? '').toLowerCase();
     const key = `${algo} ${c.attrs.ver}`;
+    announced.set(session, key);
     if (bySession.get(session)?.key === key) return false;
     const known = store.caps(key);
     if (known) { resolved(session, key, known); return false; }
@@ -109,18 +117,24 @@ export function startCaps(host: Host, store: PepStore): Caps {
       return true;
     }
     // Wrong or no answer: do not trust it; ask another session that announced the same hash.
-    waiting.delete(q.session);
-    const next = [...waiting].find((s) => host.router.get(s.jid.full) === s);
-    if (next) {
-      const c = next.presence?.getChild('c', NS_CAPS);
-      if (c?.attrs.node) { ask(q.key, next, c.attrs.node, q.algo, q.ver); return true; }
-    }
-    pending.delete(q.key);
+    askNext(q);
     return true;
   });
 
+  function askNext(q: { key: string; algo: string; ver: string; session: Session }): void {
+    const waiting = pending.get(q.key);
+    waiting?.delete(q.session);
+    for (const next of waiting ?? []) {
+      const c = next.presence?.getChild('c', NS_CAPS);
+      if (host.router.get(next.jid.full) === next && c?.attrs.node && announced.get(next) === q.key) { ask(q.key, next, c.attrs.node, q.algo, q.ver); return; }
+    }
+    pending.delete(q.key);
+  }
+
   host.hooks.on<{ session: Session }>('session-closed', ({ session }) => {
     bySession.delete(session);
+    // A query out to this session will never be answered: ask another one waiting for that hash.
+    for (const [id, q] of queries) if (q.session === session) { queries.delete(id); askNext(q); }
     for (const w of pending.values()) w.delete(session);
   });
 

@@ -142,7 +142,9 @@ export default function pep(host: Host): void {
     if (created) void store.putNode(owner, node, config, keep(config));
     void store.publish(owner, node, id, text, keep(config));
     host.reply(e, iqResult(e.stanza, xml('pubsub', { xmlns: NS_PUBSUB }, xml('publish', { node }, xml('item', { id })))));
-    notify(owner, recipients(owner, node, config), xml('items', { node }, xml('item', { id }, payload)));
+    const to = recipients(owner, node, config);
+    host.log.debug({ owner, node, id, to: to.map((s) => s.jid.full) }, 'pep publish');
+    notify(owner, to, xml('items', { node }, xml('item', { id }, payload)));
     return true;
   }
 
@@ -286,6 +288,7 @@ export default function pep(host: Host): void {
 
   // ---- the last item to a session that (newly) shows +notify interest ----
   caps.onFeatures((session, features) => {
+    host.log.debug({ session: session.jid.full, notify: [...features].filter((f) => f.endsWith('+notify')) }, 'pep interest');
     const owners = [session.username];
     for (const it of host.storage.getRoster(session.username).items) {
       if ((it.subscription === 'to' || it.subscription === 'both') && it.contact.endsWith(`@${host.domain}`)) owners.push(it.contact.slice(0, -host.domain.length - 1));
