@@ -58,3 +58,26 @@ test('approval sent at once to the full JID: push, subscribed, then presence, on
   await waitFor(b2, pushOf(A, 'from'), 'push from at b2');
   for (const c of [a1, a2, b1, b2]) await stopClient(c);
 });
+
+test('pre-approval (RFC 6121 3.4): a later request from the contact is approved at once', async (t) => {
+  const a = uniq('pre'), b = uniq('ask');
+  const A = `${a}@localhost`, B = `${b}@localhost`;
+  const ann = await connect(server, { username: a, password: 'pw', register: true, resource: 'r' });
+  const ben = await connect(server, { username: b, password: 'pw', register: true, resource: 'r' });
+  for (const c of [ann, ben]) await roster(c);
+  await ann.send(xml('presence'));
+  await ben.send(xml('presence'));
+  await ann.send(xml('presence', { to: B, type: 'subscribed' }));
+  const pre = await waitFor(ann, pushOf(B, 'none'), 'pre-approval push');
+  t.is(pre.getChild('query')!.getChild('item')!.attrs.approved, 'true');
+  t.is((await roster(ann)).getChildren('item').find((i) => i.attrs.jid === B)?.attrs.approved, 'true', 'shown in the roster too');
+
+  await ben.send(xml('presence', { to: A, type: 'subscribe' }));
+  await waitFor(ben, pushOf(A, 'to'), 'ben subscribed');
+  await waitFor(ben, (s) => s.is('presence') && s.attrs.type === 'subscribed' && s.attrs.from === A, 'approval');
+  await waitFor(ben, (s) => s.is('presence') && s.attrs.from === `${A}/r` && !s.attrs.type, 'ann presence');
+  const push = await waitFor(ann, pushOf(B, 'from'), 'ann push from');
+  t.is(push.getChild('query')!.getChild('item')!.attrs.approved, undefined, 'the pre-approval is used up');
+  t.false(ann.received.some((s) => s.is('presence') && s.attrs.type === 'subscribe'), 'no request shown to ann');
+  for (const c of [ann, ben]) await stopClient(c);
+});

@@ -1,5 +1,5 @@
 // Presence (RFC 6121 §3-4): the subscription state machine (subscribe, subscribed, unsubscribe,
-// unsubscribed; pending-in kept until answered and shown again at next login), initial presence
+// unsubscribed; pending-in kept until answered and shown again at next login; pre-approval §3.4), initial presence
 // with probes, broadcast, directed presence, and unavailable when a session ends.
 import type { Host, SessionEvent, StanzaEvent } from '../core/host.js';
 import type { Jid } from '../core/jid.js';
@@ -7,7 +7,7 @@ import type { Session } from '../core/session.js';
 import { NS } from '../core/stanza.js';
 import { Element, xml } from '../core/xml.js';
 import type { RosterItem } from '../storage/types.js';
-import { saveRosterItem } from './roster.js';
+import { isPreApproved, saveRosterItem, setPreApproved } from './roster.js';
 
 const MAX_DIRECTED = 100;
 
@@ -116,7 +116,14 @@ export default function presence(host: Host): void {
       }
       send('subscribe', me, contact.bare, extra);
     } else if (type === 'subscribed') {
-      if (!host.storage.hasPendingIn(username, contact.bare)) return; // no request to approve (pre-approval is not offered)
+      if (!host.storage.hasPendingIn(username, contact.bare)) {
+        // No request to approve: a pre-approval (RFC 6121 §3.4), unless the contact is already subscribed.
+        if (it && (it.subscription === 'from' || it.subscription === 'both')) return;
+        if (isPreApproved(host, username, contact.bare)) return;
+        setPreApproved(host, username, contact.bare, true);
+        saveRosterItem(host, username, it ?? { contact: contact.bare, subscription: 'none', ask: false, groups: [] });
+        return;
+      }
       void host.storage.removePendingIn(username, contact.bare);
       const next = it ? { ...it, subscription: it.subscription === 'to' ? 'both' as const : it.subscription === 'none' ? 'from' as const : it.subscription }
         : { contact: contact.bare, subscription: 'from' as const, ask: false, groups: [] };
@@ -134,6 +141,7 @@ export default function presence(host: Host): void {
       }
       send('unsubscribe', me, contact.bare);
     } else if (type === 'unsubscribed') {
+      if (it && isPreApproved(host, username, contact.bare)) { setPreApproved(host, username, contact.bare, false); saveRosterItem(host, username, it); }
       const pending = host.storage.hasPendingIn(username, contact.bare);
       if (pending) void host.storage.removePendingIn(username, contact.bare);
       if (it && (it.subscription === 'from' || it.subscription === 'both')) {
@@ -157,6 +165,19 @@ export default function presence(host: Host): void {
     switch (type) {
       case 'subscribe':
         if (it && (it.subscription === 'from' || it.subscription === 'both')) { send('subscribed', to.bare, from.bare); return true; }
+        if (it && isPreApproved(host, username, from.bare)) {
+          // Pre-approved (RFC 6121 §3.4): approve for the user, as if it had answered.
+          setPreApproved(host, username, from.bare, false);
+          saveRosterItem(host, username, { ...it, subscription: it.subscription === 'to' ? 'both' : 'from' });
+          send('subscribed', to.bare, from.bare);
+          for (const s of availableSessions(to.bare)) {
+            const copy = s.presence!.clone();
+            copy.attrs.from = s.jid.full;
+            copy.attrs.to = from.bare;
+            host.route(copy);
+          }
+          return true;
+        }
         stanza.attrs.to = to.bare;
         stanza.attrs.from = from.bare;
         void host.storage.addPendingIn(username, from.bare, stanza.toString());
