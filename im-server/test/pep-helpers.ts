@@ -13,9 +13,11 @@ type Callee = { iqCallee: { get(ns: string, name: string, fn: (ctx: { stanza: El
 /** Sends presence with XEP-0115 caps (sha-1) for these features and answers the server's disco#info
  * query; resolves once the server has the answer (a unique feature makes the hash new, so the
  * server always asks, and a ping after the answer is handled after it). */
-export async function announceCaps(c: XmppClient, features: string[]): Promise<void> {
+export async function announceCaps(c: XmppClient, features: string[], lie = false): Promise<void> {
   const all = [...new Set(['http://jabber.org/protocol/disco#info', 'http://jabber.org/protocol/caps', `urn:test:${Math.random()}`, ...features])].sort();
-  const ver = createHash('sha1').update('client/pc//pep-test<' + all.map((f) => f + '<').join('')).digest('base64');
+  // lie: the hash announced is of the set without the +notify features (a forged or broken client).
+  const hashed = lie ? all.filter((f) => !f.endsWith('+notify')) : all;
+  const ver = createHash('sha1').update('client/pc//pep-test<' + hashed.map((f) => f + '<').join('')).digest('base64');
   let answered!: () => void;
   const asked = new Promise<void>((res) => { answered = res; });
   (c as unknown as Callee).iqCallee.get('http://jabber.org/protocol/disco#info', 'query', ({ stanza }) => {

@@ -35,12 +35,15 @@ test('notifications follow +notify caps, contacts get the last item when they co
   const ann = await login(a, 'phone', true);
   const ben = await login(b, 'notify', true);
   const deaf = await login(b, 'deaf');
+  const liar = await login(b, 'liar');
   const xen = await login(x, 'x', true);
   await befriend(ann, A, ben, B);
 
   await announceCaps(ann, [`${TUNE}+notify`]);
   await announceCaps(ben, [`${TUNE}+notify`, `${DEVICES}+notify`]);
   await announceCaps(deaf, ['urn:xmpp:ping']);
+  await liar.send(xml('presence'));
+  await announceCaps(liar, [`${TUNE}+notify`], true);
   await waitFor(ann, (s) => s.is('presence') && s.attrs.from === `${B}/notify`, 'ben online at ann');
   await waitFor(ann, (s) => s.is('presence') && s.attrs.from === `${B}/deaf`, 'deaf online at ann');
 
@@ -53,6 +56,7 @@ test('notifications follow +notify caps, contacts get the last item when they co
   t.is(ev.getChild('event', EVENT)!.getChild('items')!.getChild('item')!.getChild('tune', TUNE)!.getChildText('title'), 'Song 1');
   await waitFor(ann, isEvent(TUNE), 'the owner with +notify gets its own event');
   t.true(await nothingBefore(ann, deaf, `${B}/deaf`, isEvent(TUNE)), 'a session without +notify gets no event');
+  t.true(await nothingBefore(ann, liar, `${B}/liar`, isEvent(TUNE)), 'caps whose hash does not verify are not trusted');
 
   // OMEMO device list, open to anyone; the tune node (presence access) is not for strangers.
   await publish(ann, DEVICES, 'current', xml('list', { xmlns: 'eu.siacs.conversations.axolotl' }, xml('device', { id: '42' })),
@@ -78,7 +82,7 @@ test('notifications follow +notify caps, contacts get the last item when they co
   t.is(retract.getChild('event', EVENT)!.getChild('items')!.getChild('retract')!.attrs.id, 'second');
   t.is(await errorOf(ben.iqCaller.set(xml('pubsub', { xmlns: PUBSUB }, xml('publish', { node: TUNE }, xml('item', {}, tune('x')))), A)), 'forbidden');
   t.is(await errorOf(items(ben, A, 'no-such-node')), 'item-not-found');
-  for (const c of [ann, ben, deaf, xen, late]) await stopClient(c);
+  for (const c of [ann, ben, deaf, liar, xen, late]) await stopClient(c);
 });
 
 test('bookmarks: whitelist node with publish-options, preconditions, disco, delete', async (t) => {
