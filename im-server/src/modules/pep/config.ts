@@ -95,9 +95,12 @@ export function applyFields(base: NodeConfig, fields: Map<string, string[]>, ser
 export function preconditionsMet(existing: NodeConfig, fields: Map<string, string[]>, serverMax: number): string | undefined {
   const wanted = applyFields(existing, fields, serverMax, true);
   if (typeof wanted === 'string') return wanted;
+  // 'max' and the server's limit are the same thing.
+  const norm = (c: NodeConfig, key: keyof NodeConfig): string =>
+    JSON.stringify(key === 'maxItems' && c.maxItems === serverMax ? 'max' : c[key]);
   for (const name of fields.keys()) {
     const key = FIELD_KEYS[name]!;
-    if (JSON.stringify(wanted[key]) !== JSON.stringify(existing[key])) {
+    if (norm(wanted, key) !== norm(existing, key)) {
       return `${name} of the existing node is ${String(existing[key])}, not ${String(wanted[key])}`;
     }
   }
