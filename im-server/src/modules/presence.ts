@@ -110,6 +110,7 @@ export default function presence(host: Host): void {
     const me = bareOf(username);
     const extra = stanza.elements();
     const it = item(username, contact.bare);
+    host.log.debug({ user: username, type, contact: contact.bare, state: it && `${it.subscription}${it.ask ? '+ask' : ''}` }, 'subscription out');
     if (type === 'subscribe') {
       if (!it || (!it.ask && (it.subscription === 'none' || it.subscription === 'from'))) {
         saveRosterItem(host, username, it ? { ...it, ask: true } : { contact: contact.bare, subscription: 'none', ask: true, groups: [] });
@@ -162,6 +163,9 @@ export default function presence(host: Host): void {
       return true;
     }
     const it = item(username, from.bare);
+    if (type && type !== 'unavailable' && type !== 'error') {
+      host.log.debug({ user: username, type, contact: from.bare, state: it && `${it.subscription}${it.ask ? '+ask' : ''}` }, 'subscription in');
+    }
     switch (type) {
       case 'subscribe':
         if (it && (it.subscription === 'from' || it.subscription === 'both')) { send('subscribed', to.bare, from.bare); return true; }
