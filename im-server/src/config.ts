@@ -114,6 +114,14 @@ export const ConfigSchema = z.object({
   contact: z.object({
     abuse: contactUris, admin: contactUris, feedback: contactUris, sales: contactUris, security: contactUris, support: contactUris,
   }).strict().default({}),
+  /** XEP-0163 PEP: per-account publish-subscribe nodes (avatars, OMEMO keys, bookmarks...). */
+  pep: z.object({
+    /** Most items a node keeps; a node configured with max_items 'max' keeps this many. */
+    maxItems: z.number().int().positive().max(100_000).default(1000),
+    /** Largest item payload, in bytes of XML (avatars should go in their own data node). */
+    maxPayloadBytes: z.number().int().positive().default(128 * 1024),
+    maxNodesPerUser: z.number().int().positive().default(200),
+  }).strict().default({}),
   /** XEP-0198 stream resumption. */
   streamManagement: z.object({
     /** How long a dropped session waits to be resumed before it ends (and its unacked stanzas are handled). */

@@ -1,6 +1,7 @@
 // XEP-0030 service discovery: the server's identity and exactly the features its loaded
 // modules registered, and the components (MUC, upload...) as items; an account's identity for
-// itself and its subscribers.
+// itself and its subscribers, with what modules serving the bare JID add ('disco/account-info',
+// 'disco/account-items' events: { event, query } to append to).
 import type { Host, StanzaEvent } from '../core/host.js';
 import { NS, errorReply, iqResult } from '../core/stanza.js';
 import { xml } from '../core/xml.js';
@@ -34,7 +35,7 @@ export default function disco(host: Host): void {
     if (!host.accountExists(e.to.local) || !mayKnow(e)) return false;
     if (e.stanza.firstElement()!.attrs.node) return false;
     const owner = e.from.bare === e.to.bare;
-    const features = new Set([NS.discoInfo, ...host.accountFeatures, ...(owner ? host.ownerFeatures : [])]);
+    const features = new Set([NS.discoInfo, NS.discoItems, ...host.accountFeatures, ...(owner ? host.ownerFeatures : [])]);
     host.reply(e, iqResult(e.stanza, xml('query', { xmlns: NS.discoInfo },
       ...host.accountIdentities.map((i) => xml('identity', i)),
       ...[...features].sort().map((f) => xml('feature', { var: f })))));
@@ -42,7 +43,9 @@ export default function disco(host: Host): void {
   });
   host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoItems}:query`, (e) => {
     if (!host.accountExists(e.to.local) || !mayKnow(e)) return false;
-    host.reply(e, iqResult(e.stanza, xml('query', { xmlns: NS.discoItems })));
+    const query = xml('query', { xmlns: NS.discoItems });
+    host.hooks.fire('disco/account-items', { event: e, query }); // e.g. the PEP nodes this requester may see
+    host.reply(e, iqResult(e.stanza, query));
     return true;
   });
 }

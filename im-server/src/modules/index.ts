@@ -10,6 +10,7 @@ import mam from './mam/index.js';
 import message from './message.js';
 import muc from './muc/index.js';
 import offline from './offline.js';
+import pep from './pep/index.js';
 import ping from './ping.js';
 import presence from './presence.js';
 import privateStorage from './private.js';
@@ -19,7 +20,7 @@ import upload from './upload/index.js';
 import vcard from './vcard.js';
 import version from './version.js';
 
-export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, muc, mam, carbons, upload, csi, blocking, private: privateStorage, hostmeta, contact };
+export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, muc, mam, carbons, upload, csi, blocking, private: privateStorage, hostmeta, contact, pep };
 const ALWAYS = new Set(['roster', 'presence', 'message']);
 
 export function loadModules(host: Host): string[] {

@@ -1,5 +1,5 @@
 // Presence (RFC 6121 §3-4): the subscription state machine (subscribe, subscribed, unsubscribe,
-// unsubscribed; pending-in kept until answered and shown again at next login), initial presence
+// unsubscribed; pending-in kept until answered and shown again at next login; pre-approval §3.4), initial presence
 // with probes, broadcast, directed presence, and unavailable when a session ends.
 import type { Host, SessionEvent, StanzaEvent } from '../core/host.js';
 import type { Jid } from '../core/jid.js';
@@ -7,11 +7,13 @@ import type { Session } from '../core/session.js';
 import { NS } from '../core/stanza.js';
 import { Element, xml } from '../core/xml.js';
 import type { RosterItem } from '../storage/types.js';
-import { saveRosterItem } from './roster.js';
+import { isPreApproved, saveRosterItem, setPreApproved } from './roster.js';
 
 const MAX_DIRECTED = 100;
 
 export default function presence(host: Host): void {
+  // RFC 6121 §3.4: clients may send 'subscribed' before a request only if the server says so.
+  host.hooks.on<{ features: string[] }>('stream-features', ({ features }) => { features.push('<sub xmlns="urn:xmpp:features:pre-approval"/>'); });
   const domainOf = host.domain;
   const bareOf = (username: string): string => `${username}@${domainOf}`;
   const item = (username: string, contact: string): RosterItem | undefined => host.storage.getRosterItem(username, contact);
@@ -110,13 +112,21 @@ export default function presence(host: Host): void {
     const me = bareOf(username);
     const extra = stanza.elements();
     const it = item(username, contact.bare);
+    host.log.debug({ user: username, type, contact: contact.bare, state: it && `${it.subscription}${it.ask ? '+ask' : ''}` }, 'subscription out');
     if (type === 'subscribe') {
       if (!it || (!it.ask && (it.subscription === 'none' || it.subscription === 'from'))) {
         saveRosterItem(host, username, it ? { ...it, ask: true } : { contact: contact.bare, subscription: 'none', ask: true, groups: [] });
       }
       send('subscribe', me, contact.bare, extra);
     } else if (type === 'subscribed') {
-      if (!host.storage.hasPendingIn(username, contact.bare)) return; // no request to approve (pre-approval is not offered)
+      if (!host.storage.hasPendingIn(username, contact.bare)) {
+        // No request to approve: a pre-approval (RFC 6121 §3.4), unless the contact is already subscribed.
+        if (it && (it.subscription === 'from' || it.subscription === 'both')) return;
+        if (isPreApproved(host, username, contact.bare)) return;
+        setPreApproved(host, username, contact.bare, true);
+        saveRosterItem(host, username, it ?? { contact: contact.bare, subscription: 'none', ask: false, groups: [] });
+        return;
+      }
       void host.storage.removePendingIn(username, contact.bare);
       const next = it ? { ...it, subscription: it.subscription === 'to' ? 'both' as const : it.subscription === 'none' ? 'from' as const : it.subscription }
         : { contact: contact.bare, subscription: 'from' as const, ask: false, groups: [] };
@@ -134,6 +144,7 @@ export default function presence(host: Host): void {
       }
       send('unsubscribe', me, contact.bare);
     } else if (type === 'unsubscribed') {
+      if (it && isPreApproved(host, username, contact.bare)) { setPreApproved(host, username, contact.bare, false); saveRosterItem(host, username, it); }
       const pending = host.storage.hasPendingIn(username, contact.bare);
       if (pending) void host.storage.removePendingIn(username, contact.bare);
       if (it && (it.subscription === 'from' || it.subscription === 'both')) {
@@ -154,9 +165,25 @@ export default function presence(host: Host): void {
       return true;
     }
     const it = item(username, from.bare);
+    if (type && type !== 'unavailable' && type !== 'error') {
+      host.log.debug({ user: username, type, contact: from.bare, state: it && `${it.subscription}${it.ask ? '+ask' : ''}` }, 'subscription in');
+    }
     switch (type) {
       case 'subscribe':
         if (it && (it.subscription === 'from' || it.subscription === 'both')) { send('subscribed', to.bare, from.bare); return true; }
+        if (it && isPreApproved(host, username, from.bare)) {
+          // Pre-approved (RFC 6121 §3.4): approve for the user, as if it had answered.
+          setPreApproved(host, username, from.bare, false);
+          saveRosterItem(host, username, { ...it, subscription: it.subscription === 'to' ? 'both' : 'from' });
+          send('subscribed', to.bare, from.bare);
+          for (const s of availableSessions(to.bare)) {
+            const copy = s.presence!.clone();
+            copy.attrs.from = s.jid.full;
+            copy.attrs.to = from.bare;
+            host.route(copy);
+          }
+          return true;
+        }
         stanza.attrs.to = to.bare;
         stanza.attrs.from = from.bare;
         void host.storage.addPendingIn(username, from.bare, stanza.toString());
@@ -164,8 +191,12 @@ export default function presence(host: Host): void {
         return true;
       case 'subscribed':
         if (!it || !it.ask) return true;
+        // RFC 6121 §3.1.6, in this order: roster push, the approval to every interested resource
+        // (also one that has not sent presence yet), then (from the contact's side) its presence.
         saveRosterItem(host, username, { ...it, ask: false, subscription: it.subscription === 'from' ? 'both' : 'to' });
-        deliverAll(to.bare, stanza, e.rx);
+        stanza.attrs.to = to.bare;
+        stanza.attrs.from = from.bare;
+        for (const s of host.router.sessionsOf(to.bare)) if (s.available || s.interested) host.deliver(s, stanza, e.rx);
         return true;
       case 'unsubscribe':
         if (host.storage.hasPendingIn(username, from.bare)) void host.storage.removePendingIn(username, from.bare);

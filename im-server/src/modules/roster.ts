@@ -1,4 +1,5 @@
-// Roster management (RFC 6121 §2) with roster versioning (§2.6): get, set, remove, pushes.
+// Roster management (RFC 6121 §2) with roster versioning (§2.6): get, set, remove, pushes, and the
+// approved flag of subscription pre-approvals (§3.4).
 // Subscription states are changed by the presence module only.
 import type { Host, StanzaEvent } from '../core/host.js';
 import { parseJid } from '../core/jid.js';
@@ -6,10 +7,42 @@ import { NS, errorReply, iqResult } from '../core/stanza.js';
 import { Element, xml } from '../core/xml.js';
 import type { RosterItem } from '../storage/types.js';
 
-export function itemElement(item: RosterItem, remove = false): Element {
+// Subscription pre-approvals (RFC 6121 §3.4): kept in the module's own table, shown as approved='true'.
+interface Approvals { has(u: string, c: string): boolean; set(u: string, c: string, on: boolean): void; clear(u: string): void }
+const preApprovals = new WeakMap<Host, Approvals>();
+
+function approvals(host: Host): Approvals {
+  let a = preApprovals.get(host);
+  if (!a) {
+    const store = host.storage.moduleStore('roster', ['CREATE TABLE roster_approved (username TEXT NOT NULL, contact TEXT NOT NULL, PRIMARY KEY (username, contact));']);
+    const get = store.db.prepare('SELECT 1 FROM roster_approved WHERE username = ? AND contact = ?').pluck();
+    const add = store.db.prepare('INSERT OR IGNORE INTO roster_approved VALUES (?, ?)');
+    const del = store.db.prepare('DELETE FROM roster_approved WHERE username = ? AND contact = ?');
+    const delUser = store.db.prepare('DELETE FROM roster_approved WHERE username = ?');
+    a = {
+      has: (u, c) => { store.sync(); return get.get(u, c) === 1; },
+      set: (u, c, on) => { void store.write(() => (on ? add : del).run(u, c)); },
+      clear: (u) => { void store.write(() => delUser.run(u)); },
+    };
+    preApprovals.set(host, a);
+  }
+  return a;
+}
+
+export function isPreApproved(host: Host, username: string, contact: string): boolean {
+  return approvals(host).has(username, contact);
+}
+
+/** Records or clears a pre-approval; the caller saves (and so pushes) the item afterwards. */
+export function setPreApproved(host: Host, username: string, contact: string, on: boolean): void {
+  if (on || approvals(host).has(username, contact)) approvals(host).set(username, contact, on);
+}
+
+export function itemElement(item: RosterItem, remove = false, approved = false): Element {
   const el = xml('item', {
     jid: item.contact, name: remove ? undefined : item.name,
     subscription: remove ? 'remove' : item.subscription, ask: !remove && item.ask ? 'subscribe' : undefined,
+    approved: !remove && approved ? 'true' : undefined,
   });
   if (!remove) for (const g of item.groups) el.append(xml('group', {}, g));
   return el;
@@ -19,10 +52,12 @@ export function itemElement(item: RosterItem, remove = false): Element {
 export function saveRosterItem(host: Host, username: string, item: RosterItem, remove = false): void {
   const { version } = remove ? host.storage.removeRosterItem(username, item.contact) : host.storage.setRosterItem(username, item);
   const bare = `${username}@${host.domain}`;
+  if (remove) setPreApproved(host, username, item.contact, false);
+  const approved = !remove && isPreApproved(host, username, item.contact);
   for (const s of host.router.sessionsOf(bare)) {
     if (!s.interested) continue;
     s.send(xml('iq', { type: 'set', id: 'push' + version, to: s.jid.full },
-      xml('query', { xmlns: NS.roster, ver: String(version) }, itemElement(item, remove))));
+      xml('query', { xmlns: NS.roster, ver: String(version) }, itemElement(item, remove, approved))));
   }
 }
 
@@ -41,10 +76,12 @@ export default function roster(host: Host): void {
       return true;
     }
     const query = xml('query', { xmlns: NS.roster, ver: String(version) });
-    for (const item of items) query.append(itemElement(item));
+    for (const item of items) query.append(itemElement(item, false, isPreApproved(host, session.username, item.contact)));
     host.reply(e, iqResult(e.stanza, query));
     return true;
   });
+
+  host.hooks.on<{ username: string }>('account-removing', ({ username }) => approvals(host).clear(username));
 
   host.hooks.on<StanzaEvent>(`iq-set/bare/${NS.roster}:query`, (e) => {
     if (!isSelf(e)) return false;
