@@ -2,9 +2,10 @@ import type { Scenario } from '../scenario.js';
 import { chat } from './chat.js';
 import { roster } from './roster.js';
 import { connect, idle } from './connect.js';
+import { groupchat } from './groupchat.js';
 import { upload } from './upload.js';
 
-export const SCENARIOS: Record<string, Scenario> = { chat, roster, connect, idle, upload };
+export const SCENARIOS: Record<string, Scenario> = { chat, roster, connect, idle, upload, groupchat };
 
 export interface MixEntry {
   scenario: Scenario;
