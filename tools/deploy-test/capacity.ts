@@ -57,7 +57,7 @@ async function main(): Promise<number> {
       "--host", "127.0.0.1", "--port", String(board.xmpp), "--domain", DOMAIN,
       "--ws", `wss://127.0.0.1:${board.https}/xmpp-websocket`, "--tls-ca", join(dir, "ca.pem"),
       "--users", "50", "--search-max", "800", "--ramp", "10s", "--duration", "60s",
-      "--scenario", "chat:4,roster:1", "--think", "1s-5s", "--message-size", "50-500", "--transport", "both",
+      "--scenario", "chat:3,roster:1,groupchat:1", "--room-size", "10", "--think", "1s-5s", "--message-size", "50-500", "--transport", "both",
       "--thresholds-file", join(repoRoot, "load-tests/ci/pi-50-users.thresholds"), "--no-progress",
       "--summary-json", summary, ...process.argv.slice(2),
     ]);
