@@ -162,6 +162,17 @@ export async function raw(port: number): Promise<RawConn> {
   return wrap(socket);
 }
 
+/** Resolves once the accumulated data matches; `listeners` are called by the owner on each input. */
+export function waitForData(data: () => string, listeners: Set<() => void>, what: string | RegExp, ms: number): Promise<string> {
+  const test = (): boolean => (typeof what === 'string' ? data().includes(what) : what.test(data()));
+  if (test()) return Promise.resolve(data());
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { listeners.delete(check); reject(new Error(`timed out waiting for ${String(what)}; got: ${data().slice(-600)}`)); }, ms);
+    const check = (): void => { if (test()) { clearTimeout(timer); listeners.delete(check); resolve(data()); } };
+    listeners.add(check);
+  });
+}
+
 function wrap(socket: net.Socket | tls.TLSSocket): RawConn {
   socket.setEncoding('utf8');
   const listeners = new Set<() => void>();
@@ -171,15 +182,7 @@ function wrap(socket: net.Socket | tls.TLSSocket): RawConn {
     socket,
     closed: new Promise<void>((r) => { closedResolve = r; }),
     send(s) { conn.socket.write(s); },
-    until(what, ms = 10_000) {
-      const test = (): boolean => (typeof what === 'string' ? conn.data.includes(what) : what.test(conn.data));
-      if (test()) return Promise.resolve(conn.data);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => { listeners.delete(check); reject(new Error(`timed out waiting for ${String(what)}; got: ${conn.data.slice(-600)}`)); }, ms);
-        const check = (): void => { if (test()) { clearTimeout(timer); listeners.delete(check); resolve(conn.data); } };
-        listeners.add(check);
-      });
-    },
+    until(what, ms = 10_000) { return waitForData(() => conn.data, listeners, what, ms); },
     async starttls(ca) {
       conn.socket.removeAllListeners('data');
       const t = tls.connect({ socket: conn.socket as net.Socket, servername: 'localhost', ca, rejectUnauthorized: !!ca });

@@ -1,7 +1,7 @@
 // Raw-socket helpers for XEP-0198 resumption tests: exact h values and the exact stanzas resent
 // are what is checked, which client libraries hide.
 import { WebSocket } from 'ws';
-import { rawLogin, rawScramSha256, rawSecure, streamHeader, type RawConn, type TestServer } from './helpers.js';
+import { rawLogin, rawScramSha256, rawSecure, streamHeader, waitForData, type RawConn, type TestServer } from './helpers.js';
 
 export const SM = 'urn:xmpp:sm:3';
 
@@ -65,15 +65,7 @@ export async function rawWsAuthenticated(httpPort: number, user: string): Promis
   const conn = {
     data: '',
     send(s: string) { ws.send(s); },
-    until(what: string | RegExp, ms = 10_000): Promise<string> {
-      const test = (): boolean => (typeof what === 'string' ? conn.data.includes(what) : what.test(conn.data));
-      if (test()) return Promise.resolve(conn.data);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => { listeners.delete(check); reject(new Error(`timed out waiting for ${String(what)}; got: ${conn.data.slice(-600)}`)); }, ms);
-        const check = (): void => { if (test()) { clearTimeout(timer); listeners.delete(check); resolve(conn.data); } };
-        listeners.add(check);
-      });
-    },
+    until(what: string | RegExp, ms = 10_000): Promise<string> { return waitForData(() => conn.data, listeners, what, ms); },
     closed: new Promise<void>((r) => ws.once('close', () => r())),
     end() { ws.terminate(); },
   };

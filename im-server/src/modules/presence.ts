@@ -23,6 +23,15 @@ export default function presence(host: Host): void {
     host.route(p);
   };
   const availableSessions = (bare: string): Session[] => host.router.sessionsOf(bare).filter((s) => s.available);
+  /** The current presence of each available resource of `user`, sent to `to`. */
+  const sendCurrentPresence = (user: string, to: string): void => {
+    for (const s of availableSessions(user)) {
+      const copy = s.presence!.clone();
+      copy.attrs.from = s.jid.full;
+      copy.attrs.to = to;
+      host.route(copy);
+    }
+  };
 
   /** Sends a copy of a presence to each of the user's contacts that may see it, and to the user's resources. */
   function broadcast(session: Session, stanza: Element): void {
@@ -176,12 +185,7 @@ export default function presence(host: Host): void {
           setPreApproved(host, username, from.bare, false);
           saveRosterItem(host, username, { ...it, subscription: it.subscription === 'to' ? 'both' : 'from' });
           send('subscribed', to.bare, from.bare);
-          for (const s of availableSessions(to.bare)) {
-            const copy = s.presence!.clone();
-            copy.attrs.from = s.jid.full;
-            copy.attrs.to = from.bare;
-            host.route(copy);
-          }
+          sendCurrentPresence(to.bare, from.bare);
           return true;
         }
         stanza.attrs.to = to.bare;
@@ -212,14 +216,7 @@ export default function presence(host: Host): void {
         }
         return true;
       case 'probe':
-        if (it && (it.subscription === 'from' || it.subscription === 'both')) {
-          for (const s of availableSessions(to.bare)) {
-            const copy = s.presence!.clone();
-            copy.attrs.from = s.jid.full;
-            copy.attrs.to = from.full;
-            host.route(copy);
-          }
-        }
+        if (it && (it.subscription === 'from' || it.subscription === 'both')) sendCurrentPresence(to.bare, from.full);
         return true;
       default:
         if (to.resource) {
