@@ -11,10 +11,22 @@ const MUC = 'http://jabber.org/protocol/muc';
 const MUC_USER = `${MUC}#user`;
 const MUC_OWNER = `${MUC}#owner`;
 
-/** Room of a VU: consecutive VUs share one; the account prefix keeps runs apart. */
+/** Position of each groupchat VU among the groupchat VUs of its run (a mix spreads them out). */
+const ranks = new WeakMap<RunContext, Map<Vu, number>>();
+function rankOf(vu: Vu, ctx: RunContext): number {
+  let m = ranks.get(ctx);
+  if (!m) {
+    m = new Map();
+    for (const v of ctx.vus) if (v && v.scenario === vu.scenario) m.set(v, m.size);
+    ranks.set(ctx, m);
+  }
+  return m.get(vu) ?? 0;
+}
+
+/** Room of a VU: every --room-size groupchat VUs share one; the account prefix keeps runs apart. */
 export function roomOf(vu: Vu, ctx: RunContext): string {
   const prefix = vu.username.replace(/\d+$/, '');
-  return `${prefix}room${Math.floor(vu.id / ctx.features.roomSize)}@${ctx.features.mucService}`.toLowerCase();
+  return `${prefix}room${Math.floor(rankOf(vu, ctx) / ctx.features.roomSize)}@${ctx.features.mucService}`.toLowerCase();
 }
 
 const nickOf = (vu: Vu) => `u${vu.id}`;
