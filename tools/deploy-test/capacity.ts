@@ -67,6 +67,9 @@ async function main(): Promise<number> {
       ...target, "--users", "50", "--search-max", "800", "--ramp", "10s", "--duration", "60s",
       "--scenario", "chat:3,roster:1,groupchat:1", "--room-size", "10", "--think", "1s-5s", "--message-size", "50-500", "--transport", "both",
       "--thresholds-file", join(repoRoot, "load-tests/ci/pi-50-users.thresholds"), "--no-progress",
+      // Registering hundreds of accounts is PBKDF2 on the emulated CPU (seconds each under load): a few
+      // at a time and a patient timeout, so provisioning (not measured) does not abort the search.
+      "--provision-concurrency", "8", "--timeout", "90s",
       "--summary-json", summary, ...process.argv.slice(2),
     ]);
     log(`search done (exit ${code}); steps and capacity in ${summary}`);
