@@ -64,7 +64,7 @@ async function main(): Promise<number> {
     if (warm === 1) throw new Error("the warm-up run could not be done (see above)");
     const summary = join(dir, "capacity.json");
     const code = await load([
-      ...target, "--users", "50", "--search-max", "800", "--ramp", "10s", "--duration", "60s",
+      ...target, "--users", "50", "--search-max", "800", "--ramp", "30s", "--duration", "60s",
       "--scenario", "chat:3,roster:1,groupchat:1", "--room-size", "10", "--think", "1s-5s", "--message-size", "50-500", "--transport", "both",
       "--thresholds-file", join(repoRoot, "load-tests/ci/pi-50-users.thresholds"), "--no-progress",
       // Registering hundreds of accounts is PBKDF2 on the emulated CPU (seconds each under load): a few

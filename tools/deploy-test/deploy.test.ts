@@ -137,7 +137,7 @@ test("5b. 50 users chat on the emulated Pi within the thresholds (load-tests/ci/
     "--import=tsx", join(repoRoot, "load-tests/src/cli.ts"),
     "--host", "127.0.0.1", "--port", String(board.xmpp), "--domain", DOMAIN,
     "--ws", `wss://127.0.0.1:${board.https}/xmpp-websocket`, "--tls-ca", join(dir, "ca.pem"),
-    "--users", "50", "--ramp", "10s", "--duration", "60s", "--scenario", "chat:3,roster:1,groupchat:1", "--room-size", "10",
+    "--users", "50", "--ramp", "30s", "--duration", "60s", "--scenario", "chat:3,roster:1,groupchat:1", "--room-size", "10",
     "--think", "1s-5s", "--message-size", "50-500", "--transport", "both",
     "--thresholds-file", join(repoRoot, "load-tests/ci/pi-50-users.thresholds"), "--summary-json", summary,
   ];
