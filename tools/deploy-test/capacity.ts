@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startBoard, stopBoard, type BoardState } from "../qemu-pi/board.ts";
+import { relayClientPorts } from "../qemu-pi/relay.ts";
 import { Project, repoRoot } from "./project.ts";
 
 const DOMAIN = "pi-im.test";
@@ -27,6 +28,7 @@ function load(args: string[]): Promise<number> {
 }
 
 let board: BoardState | undefined;
+let front: Awaited<ReturnType<typeof relayClientPorts>> | undefined;
 // Ctrl-C during the deploy or the search: the board is throw-away, so stop it rather than leave
 // an emulator running (the load runner removes its own accounts on its first Ctrl-C).
 process.on("SIGINT", () => {
@@ -43,7 +45,9 @@ async function main(): Promise<number> {
     execFileSync("npm", ["run", "--silent", "build", "-w", "im-server"], { cwd: repoRoot, stdio: "inherit" });
     execFileSync("bash", ["tools/images/build-im-server.sh", "--arch", "arm64"], { cwd: repoRoot, stdio: ["ignore", "ignore", "inherit"] });
     board = await startBoard({ stateDir: join(dir, "board") });
-    log(`board up: ssh ${board.ssh}, https ${board.https}, xmpp ${board.xmpp}`);
+    // Clients reach the board through relays: QEMU's own forwards drop bursts of connections.
+    front = await relayClientPorts(board);
+    log(`board up: ssh ${board.ssh}, https ${front.https}, xmpp ${front.xmpp} (relays of ${board.https}, ${board.xmpp})`);
     project = new Project("qemu", { PI_IM_SSH_KEY_FILE: board.key });
     await project.init();
     await pulumi(project, ["config", "set", "--path", "pi-im:pis[0].port", String(board.ssh)]);
@@ -53,8 +57,8 @@ async function main(): Promise<number> {
     const outputs = JSON.parse(await pulumi(project, ["stack", "output", "--json", "--show-secrets"])) as Record<string, unknown>;
     writeFileSync(join(dir, "ca.pem"), String(outputs["caCertificate"]));
     const target = [
-      "--host", "127.0.0.1", "--port", String(board.xmpp), "--domain", DOMAIN,
-      "--ws", `wss://127.0.0.1:${board.https}/xmpp-websocket`, "--tls-ca", join(dir, "ca.pem"),
+      "--host", "127.0.0.1", "--port", String(front.xmpp), "--domain", DOMAIN,
+      "--ws", `wss://127.0.0.1:${front.https}/xmpp-websocket`, "--tls-ca", join(dir, "ca.pem"),
     ];
     // A fresh deploy is cold (JIT, page cache, TLS session caches): the first run measured 5x the
     // latencies of later ones of the same size. Warm up first, so steps measure the steady state.
@@ -67,8 +71,8 @@ async function main(): Promise<number> {
       ...target, "--users", "50", "--search-max", "800", "--ramp", "30s", "--duration", "60s",
       "--scenario", "chat:3,roster:1,groupchat:1", "--room-size", "10", "--think", "1s-5s", "--message-size", "50-500", "--transport", "both",
       "--thresholds-file", join(repoRoot, "load-tests/ci/pi-50-users.thresholds"), "--no-progress",
-      // Registering hundreds of accounts is PBKDF2 on the emulated CPU (seconds each under load): a few
-      // at a time and a patient timeout, so provisioning (not measured) does not abort the search.
+      // Registering hundreds of accounts is TLS and PBKDF2 on the emulated CPU: a few at a time and a
+      // patient timeout, so provisioning (not measured) does not abort the search.
       "--provision-concurrency", "8", "--timeout", "90s",
       "--summary-json", summary, ...process.argv.slice(2),
     ]);
@@ -80,6 +84,7 @@ async function main(): Promise<number> {
       const r = await project.pulumi(["destroy", "--yes", "--skip-preview"]);
       if (r.code !== 0) log(`destroy failed (the board is thrown away anyway): ${r.stderr.slice(-500)}`);
     }
+    await front?.close();
     if (board) await stopBoard(board);
   }
 }

@@ -4,11 +4,12 @@
 // host for routing. Modules get: 'stream-features' {features} to offer one after auth,
 // 'nonza/<ns>' {session, element} for other top-level elements, and Session.outFilter.
 import { randomBytes } from 'node:crypto';
+import { SaslNegotiation, mechanisms } from './auth.js';
+import { bindResource } from './bind.js';
 import type { Host } from './host.js';
-import { Jid, prepResource } from './jid.js';
+import type { Jid } from './jid.js';
 import type { AuthThrottle } from './limits.js';
 import { StreamParser } from './parser.js';
-import { ScramServer, plainAuth, type SaslContext, type SaslStep } from './sasl.js';
 import type { OutFilter, Session } from './session.js';
 import { handleUnacked, smElement, type Resumptions, type SmState } from './sm.js';
 import { NS, errorReply, iqResult } from './stanza.js';
@@ -67,8 +68,7 @@ export class C2SStream implements Session {
   private opened = false;
   private closed = false;
   bound = false;
-  private sasl: ScramServer | undefined;
-  private authBusy = false;
+  private readonly auth: SaslNegotiation;
   /** XEP-0198 state, once enabled (sm.ts). */
   sm: SmState | undefined = undefined;
   /** The connection dropped but the session waits to be resumed: output is queued. */
@@ -82,6 +82,19 @@ export class C2SStream implements Session {
 
   constructor(private readonly host: Host, private transport: Transport, private readonly ctx: StreamContext) {
     this.parser = this.newParser();
+    const stream = this; // the getters read the live transport (resumption swaps it)
+    this.auth = new SaslNegotiation(host, ctx.throttle, {
+      get closed() { return stream.closed; },
+      get secure() { return stream.transport.secure; },
+      get address() { return stream.transport.address; },
+      raw: (s) => this.raw(s),
+      authenticated: (username, success) => {
+        this.username = username;
+        host.log.info({ stream: this.id, user: username, transport: this.transport.kind }, 'authenticated');
+        this.raw(success);
+        this.restart();
+      },
+    });
     this.tokens = host.config.limits.stanzaBurst;
     this.lastRefill = this.lastRx = this.connectedAt = Date.now();
     host.metrics.connections.inc({ transport: transport.kind });
@@ -325,9 +338,7 @@ export class C2SStream implements Session {
         f.push(`<starttls xmlns="${NS.tls}">${this.host.config.tls.required ? '<required/>' : ''}</starttls>`);
       }
       if (this.authAllowed()) {
-        const mechs = ['SCRAM-SHA-256', 'SCRAM-SHA-1'];
-        if (this.transport.secure) mechs.push('PLAIN');
-        f.push(`<mechanisms xmlns="${NS.sasl}">${mechs.map((m) => `<mechanism>${m}</mechanism>`).join('')}</mechanisms>`);
+        f.push(mechanisms(this.transport.secure));
         if (this.host.hooks.has('iq-preauth/' + NS.register)) f.push(`<register xmlns="${NS.registerFeature}"/>`);
       }
     } else {
@@ -384,62 +395,9 @@ export class C2SStream implements Session {
     start.call(this.transport, () => {});
   }
 
-  private saslContext(): SaslContext {
-    return { domain: this.host.domain, lookup: (u) => this.host.storage.getAccount(u), prep: (u) => this.host.prepUsername(u) };
-  }
-
   private saslElement(el: Element): void {
-    if (this.authBusy) return;
     if (!this.authAllowed()) { this.raw(`<failure xmlns="${NS.sasl}"><encryption-required/></failure>`); return this.streamError('policy-violation', 'STARTTLS is required before authentication'); }
-    const data = el.text() === '=' ? '' : Buffer.from(el.text(), 'base64').toString('utf8');
-    if (el.name === 'abort') { this.sasl = undefined; return this.saslFailure('aborted'); }
-    if (el.name === 'auth') {
-      const lockedAddr = this.ctx.throttle.lockedFor(undefined, this.transport.address);
-      if (lockedAddr) return this.saslFailure('temporary-auth-failure', `too many failed logins from your address; try again in ${lockedAddr} s`);
-      const mech = el.attrs.mechanism;
-      if (mech === 'PLAIN') {
-        if (!this.transport.secure) return this.saslFailure('encryption-required', 'PLAIN is only offered over TLS');
-        const user = this.host.prepUsername(data.split('\0')[1] ?? '');
-        const locked = this.ctx.throttle.lockedFor(user, this.transport.address);
-        if (locked) return this.saslFailure('temporary-auth-failure', `too many failed logins; try again in ${locked} s`);
-        this.authBusy = true;
-        plainAuth(data, this.saslContext()).then((step) => { this.authBusy = false; this.saslStep(step); },
-          () => { this.authBusy = false; this.saslFailure('temporary-auth-failure'); });
-        return;
-      }
-      if (mech !== 'SCRAM-SHA-256' && mech !== 'SCRAM-SHA-1') return this.saslFailure('invalid-mechanism');
-      this.sasl = new ScramServer(mech === 'SCRAM-SHA-1' ? 'sha1' : 'sha256', this.saslContext());
-      const step = this.sasl.step(data);
-      if (step.kind === 'challenge') {
-        const user = this.host.prepUsername(/(?:^|,)n=([^,]*)/.exec(data)?.[1] ?? '');
-        const locked = this.ctx.throttle.lockedFor(user, this.transport.address);
-        if (locked) { this.sasl = undefined; return this.saslFailure('temporary-auth-failure', `too many failed logins; try again in ${locked} s`); }
-      }
-      return this.saslStep(step);
-    }
-    if (el.name === 'response' && this.sasl) return this.saslStep(this.sasl.step(data));
-    this.saslFailure('malformed-request', 'unexpected SASL element');
-  }
-
-  private saslStep(step: SaslStep): void {
-    if (this.closed) return;
-    if (step.kind === 'challenge') { this.raw(`<challenge xmlns="${NS.sasl}">${Buffer.from(step.data).toString('base64')}</challenge>`); return; }
-    this.sasl = undefined;
-    if (step.kind === 'failure') {
-      this.ctx.throttle.fail(step.username, this.transport.address);
-      return this.saslFailure(step.condition, step.condition === 'not-authorized' ? 'wrong username or password' : step.text);
-    }
-    this.ctx.throttle.succeed(step.username);
-    this.username = step.username;
-    this.host.log.info({ stream: this.id, user: step.username, transport: this.transport.kind }, 'authenticated');
-    this.raw(`<success xmlns="${NS.sasl}">${step.data ? Buffer.from(step.data).toString('base64') : ''}</success>`);
-    this.restart();
-  }
-
-  private saslFailure(condition: string, text?: string): void {
-    if (condition !== 'aborted') this.host.metrics.authFailures.inc();
-    const t = text ? `<text xml:lang="en">${escapeText(text)}</text>` : '';
-    this.raw(`<failure xmlns="${NS.sasl}"><${condition}/>${t}</failure>`);
+    this.auth.element(el);
   }
 
   private stanza(el: Element): void {
@@ -449,7 +407,7 @@ export class C2SStream implements Session {
     if (!this.bound) {
       if (el.name === 'iq' && el.attrs.type === 'set') {
         const payload = el.firstElement();
-        if (payload?.is('bind', NS.bind)) return this.bind(el, payload);
+        if (payload?.is('bind', NS.bind)) return bindResource(this.host, this, el, payload);
         if (payload?.is('session', NS.session)) return this.send(iqResult(el));
       }
       return this.streamError('not-authorized', 'bind a resource first');
@@ -489,19 +447,5 @@ export class C2SStream implements Session {
 
   get address(): string {
     return this.transport.address;
-  }
-
-  private bind(iq: Element, payload: Element): void {
-    const requested = payload.getChildText('resource');
-    const resource = requested ? prepResource(requested.trim()) : newId();
-    if (!resource) return this.send(errorReply(iq, 'bad-request', 'not a valid resource'));
-    this.jid = new Jid(this.username, this.host.domain, resource);
-    const r = this.host.router.bind(this, this.host.config.resourceConflict);
-    if (!r.ok) return this.send(errorReply(iq, 'conflict', 'that resource is in use'));
-    if (r.replaced) r.replaced.close('conflict', 'replaced by a new session with the same resource');
-    this.bound = true;
-    this.host.metrics.sessions.inc();
-    this.host.hooks.fire('session-bound', { session: this });
-    this.send(iqResult(iq, xml('bind', { xmlns: NS.bind }, xml('jid', {}, this.jid.full))));
   }
 }
