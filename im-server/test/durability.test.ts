@@ -70,3 +70,56 @@ test('SIGTERM closes streams with system-shutdown, exits 0, and data persists', 
     await again.stop();
   }
 });
+
+// The storage writes of a steady message stream (offline messages, archives) are committed at
+// most --max-commits-per-second times a second: an SD card sees that many fsyncs, not one per burst.
+async function offlineStream(commitsPerSecond: number): Promise<{ fsyncs: number; seconds: number; delivered: number; sent: number }> {
+  const server = await startServer({ registration: 'open', args: ['--max-commits-per-second', String(commitsPerSecond)] });
+  const fsyncs = async (): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
+    return Number(/^pi_im_storage_fsyncs_total (\d+)/m.exec(text)![1]);
+  };
+  try {
+    const sender = uniq('snd'), receiver = uniq('rcv');
+    await stopClient(await connect(server, { username: receiver, password: 'pw', register: true }));
+    const alice = await connect(server, { username: sender, password: 'pw', register: true });
+    await alice.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    const acked = new Set<string>();
+    alice.streamManagement.on('ack', (s: Element) => { if (s.is('message')) acked.add(s.attrs.id!); });
+    const before = await fsyncs();
+    const t0 = performance.now();
+    // 30 bursts of 10 messages, 50 ms apart: 200 messages a second for 1.5 s.
+    let sent = 0;
+    for (let burst = 0; burst < 30; burst++) {
+      for (let i = 0; i < 10; i++, sent++) {
+        alice.send(xml('message', { to: `${receiver}@localhost`, type: 'chat', id: `s${sent}` }, xml('body', {}, `steady ${sent}`))).catch(() => {});
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await alice.send(xml('r', { xmlns: 'urn:xmpp:sm:3' }));
+    while (acked.size < sent) await new Promise((r) => setTimeout(r, 10));
+    const seconds = (performance.now() - t0) / 1000;
+    const fsynced = (await fsyncs()) - before;
+    const bob = await connect(server, { username: receiver, password: 'pw' });
+    await bob.send(xml('presence'));
+    await bob.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    const delivered = bob.received.filter((s) => s.is('message') && s.getChildText('body')?.startsWith('steady')).length;
+    await stopClient(bob);
+    await stopClient(alice);
+    return { fsyncs: fsynced, seconds, delivered, sent };
+  } finally {
+    await server.stop();
+  }
+}
+
+test('a steady stream of stored messages is fsynced at most --max-commits-per-second times a second, and none is lost', async (t) => {
+  const capped = await offlineStream(4);
+  const uncapped = await offlineStream(0);
+  t.log(`capped at 4/s: ${capped.fsyncs} commits in ${capped.seconds.toFixed(2)} s; uncapped: ${uncapped.fsyncs} commits in ${uncapped.seconds.toFixed(2)} s`);
+  t.is(capped.delivered, capped.sent, 'every message reached the receiver at its next login');
+  t.is(uncapped.delivered, uncapped.sent);
+  // The first commit comes at once, the next ones at least 250 ms apart; a read that must see
+  // queued writes (the receiver's offline count, once) commits them at once.
+  t.true(capped.fsyncs <= Math.floor(capped.seconds * 4) + 3, `${capped.fsyncs} commits in ${capped.seconds.toFixed(2)} s`);
+  t.true(uncapped.fsyncs >= 2 * capped.fsyncs, 'without the cap, each burst commits on its own');
+});

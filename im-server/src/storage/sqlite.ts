@@ -1,7 +1,9 @@
 // SQLite storage with group commit. Writes are queued and committed together in one
 // transaction per window (commitWindowMs) or when maxBatch writes are waiting: one WAL fsync
-// per batch (synchronous=FULL), so an SD card sees few fsyncs at any message rate. A write's
-// promise settles only after its transaction committed; callers acknowledge nothing before.
+// per batch (synchronous=FULL), so an SD card sees few fsyncs at any message rate. Under a steady
+// stream of writes the window stretches so that at most maxCommitsPerSecond commits happen: a
+// write waits longer (at most 1/rate s), the card is written less often. A write's promise
+// settles only after its transaction committed; callers acknowledge nothing before.
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -11,6 +13,8 @@ export interface SqliteOptions {
   path: string;
   commitWindowMs: number;
   maxBatch: number;
+  /** 0: no cap (every window commits). */
+  maxCommitsPerSecond?: number;
   synchronous: 'full' | 'normal';
   onCommit?: (writes: number, seconds: number) => void;
   onError?: (err: Error) => void;
@@ -67,6 +71,7 @@ export class SqliteStorage implements Storage {
   private pending: Record<Kind, number> = { roster: 0, pending: 0, offline: 0, vcard: 0, module: 0 };
   private batch: Deferred | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private lastCommitAt = 0;
   private readonly rosterVersions = new Map<string, number>();
   private readonly offlineCounts = new Map<string, number>();
   private readonly s;
@@ -124,7 +129,9 @@ export class SqliteStorage implements Storage {
     this.pending[kind]++;
     if (!this.batch) {
       this.batch = deferred();
-      this.timer = setTimeout(() => this.flush(), this.opts.commitWindowMs);
+      const rate = this.opts.maxCommitsPerSecond ?? 0;
+      const spaced = rate > 0 ? this.lastCommitAt + 1000 / rate - performance.now() : 0;
+      this.timer = setTimeout(() => this.flush(), Math.max(this.opts.commitWindowMs, spaced));
     }
     const p = this.batch.promise;
     if (this.queue.length >= this.opts.maxBatch) this.flush();
@@ -140,6 +147,7 @@ export class SqliteStorage implements Storage {
     this.batch = undefined;
     this.pending = { roster: 0, pending: 0, offline: 0, vcard: 0, module: 0 };
     const t0 = process.hrtime.bigint();
+    this.lastCommitAt = performance.now();
     try {
       this.db.transaction(() => { for (const op of ops) op(); })();
     } catch (e) {
