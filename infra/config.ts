@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { cidrContains, isIpLiteral, parseCidr } from "./net";
 import { cronError } from "./cron";
+import { NODE_PORT_OFFSETS } from "./render/compose";
 
 export const NS = "pi-im";
 export const SECRET_KEYS = ["sshPrivateKey", "backupSshKey", "tlsCert", "tlsKey"] as const;
@@ -129,7 +130,11 @@ export const siteSchema = z
       .strict()
       .default({}),
     ports: z
-      .object({ http: port.default(80), https: port.default(443), xmpp: port.default(5222), ssh: port.default(22) })
+      .object({
+        http: port.default(80), https: port.default(443), xmpp: port.default(5222), ssh: port.default(22),
+        /** XEP-0368 direct TLS (usually 5223): TLS from the first byte, for networks that let only TLS through. Off unless set. */
+        xmppDirectTls: port.optional(),
+      })
       .strict()
       .default({}),
     firewall: z
@@ -310,7 +315,7 @@ function checkSemantics(site: z.infer<typeof siteSchema>, raw: Record<string, un
   }
 
   // Ports: the services nginx publishes and sshd must not share a port.
-  const ports: Array<[string, number]> = Object.entries(site.ports).map(([name, p]) => [k("ports", name), p]);
+  const ports: Array<[string, number]> = Object.entries(site.ports).flatMap(([name, p]) => (p === undefined ? [] : [[k("ports", name), p] as [string, number]]));
   site.firewall.extra.forEach((r, i) => { if (r.proto === "tcp") ports.push([k("firewall", "extra", i, "port"), r.port]); });
   const seen = new Map<number, string>();
   for (const [name, p] of ports) {
@@ -319,13 +324,12 @@ function checkSemantics(site: z.infer<typeof siteSchema>, raw: Record<string, un
     else seen.set(p, name);
   }
   const base = site.cluster.internalPortBase;
-  const internal = [base + 280, base + 280 + site.cluster.nodes - 1, base + 222, base + 222 + site.cluster.nodes - 1];
   for (const [name, p] of ports) {
-    if ((p >= internal[0]! && p <= internal[1]!) || (p >= internal[2]! && p <= internal[3]!)) {
-      problems.push(`${name}: port ${p} clashes with the IM nodes' loopback ports (${NS}:cluster.internalPortBase ${base} + 222/280). Fix: change ${NS}:cluster.internalPortBase.`);
+    if (NODE_PORT_OFFSETS.some((o) => p >= base + o && p < base + o + site.cluster.nodes)) {
+      problems.push(`${name}: port ${p} clashes with the IM nodes' loopback ports (${NS}:cluster.internalPortBase ${base} + ${NODE_PORT_OFFSETS.join("/")}). Fix: change ${NS}:cluster.internalPortBase.`);
     }
   }
-  if (site.cluster.internalPortBase + 280 + site.cluster.nodes > 65535) problems.push(`${k("cluster", "internalPortBase")}: too high for ${site.cluster.nodes} nodes; use e.g. 15000.`);
+  if (site.cluster.internalPortBase + Math.max(...NODE_PORT_OFFSETS) + site.cluster.nodes > 65535) problems.push(`${k("cluster", "internalPortBase")}: too high for ${site.cluster.nodes} nodes; use e.g. 15000.`);
 
   for (const [name, list] of [["sshAllowFrom", site.firewall.sshAllowFrom], ["trusted", site.firewall.trusted]] as const) {
     list.forEach((c, i) => { if (!parseCidr(c) && !isIpLiteral(c)) problems.push(`${k("firewall", name, i)}: '${c}' is not an address or CIDR (e.g. 192.168.1.0/24).`); });

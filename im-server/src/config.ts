@@ -21,6 +21,8 @@ export const ConfigSchema = z.object({
   dataDir: z.string().min(1).default('./data'),
   c2sHost: z.string().default('0.0.0.0'),
   c2sPort: port.default(5222),
+  /** XEP-0368 direct TLS listener (usually 5223); off unless set. */
+  c2sDirectTlsPort: port.optional(),
   httpHost: z.string().default('0.0.0.0'),
   httpPort: port.default(5280),
   registration: z.enum(['closed', 'invite', 'open']).default('invite'),
@@ -60,6 +62,8 @@ export const ConfigSchema = z.object({
     /** Group commit: writes wait at most this long to share one transaction (one fsync). */
     commitWindowMs: z.number().min(0).max(1000).default(5),
     maxBatch: z.number().int().min(1).default(512),
+    /** Under steady writes the window stretches so that commits (fsyncs) stay under this rate; 0: no cap. */
+    maxCommitsPerSecond: z.number().min(0).max(10_000).default(20),
     /** FULL: every commit is fsynced, so acknowledged stanzas survive power loss. */
     synchronous: z.enum(['full', 'normal']).default('full'),
   }).strict().default({}),
@@ -147,6 +151,7 @@ const FLAGS = {
   'data-dir': ['dataDir', 'string'],
   'c2s-host': ['c2sHost', 'string'],
   'c2s-port': ['c2sPort', 'number'],
+  'c2s-direct-tls-port': ['c2sDirectTlsPort', 'number'],
   'http-host': ['httpHost', 'string'],
   'http-port': ['httpPort', 'number'],
   'registration': ['registration', 'string'],
@@ -155,6 +160,7 @@ const FLAGS = {
   'tls-key': ['tls.key', 'string'],
   'max-connections-per-address': ['limits.maxConnectionsPerAddress', 'number'],
   'commit-window-ms': ['storage.commitWindowMs', 'number'],
+  'max-commits-per-second': ['storage.maxCommitsPerSecond', 'number'],
   'upload-url': ['upload.publicUrl', 'string'],
   'upload-max-file-size': ['upload.maxFileSize', 'number'],
   'websocket-url': ['web.publicWebsocketUrl', 'string'],
@@ -183,10 +189,11 @@ export const USAGE = `pi-im-server: an XMPP server
   --http-port N           /xmpp-websocket, /health, /metrics (default 5280) env PI_IM_HTTP_PORT
   --registration P        in-band registration: closed|invite|open (default invite)
   --config FILE           JSON config file (every key; see README)          env PI_IM_CONFIG
+  --c2s-direct-tls-port N XEP-0368 direct TLS port, e.g. 5223 (default off) env PI_IM_C2S_DIRECT_TLS_PORT
   --c2s-host/--http-host  listen addresses (default 0.0.0.0)
   --tls-cert/--tls-key    PEM files (default: self-signed, made in the data dir)
   --log-level L           fatal|error|warn|info|debug|trace|silent
-  --max-connections-per-address N, --commit-window-ms N
+  --max-connections-per-address N, --commit-window-ms N, --max-commits-per-second N
   --upload-url URL        public base URL of /upload (XEP-0363; default http://<domain>:<http-port>/upload)
   --upload-max-file-size N  largest upload in bytes (default 104857600)
   --websocket-url URL     public WebSocket URL in /.well-known/host-meta (XEP-0156; default wss://<Host>/xmpp-websocket)

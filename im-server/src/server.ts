@@ -8,7 +8,7 @@ import { Host } from './core/host.js';
 import { createMetrics } from './core/metrics.js';
 import { makeAccount } from './core/sasl.js';
 import { Streams } from './core/streams.js';
-import { ensureCertificate, secureContext } from './core/tls.js';
+import { ensureCertificate, secureContext, tlsOptions } from './core/tls.js';
 import { loadModules } from './modules/index.js';
 import { SqliteStorage } from './storage/sqlite.js';
 import { startHttp } from './transports/http.js';
@@ -17,6 +17,8 @@ import { readFileSync } from 'node:fs';
 
 export interface RunningServer {
   c2sPort: number;
+  /** Set when the XEP-0368 direct TLS listener is on. */
+  c2sDirectTlsPort: number | undefined;
   httpPort: number;
   log: Logger;
   /** Closes all streams with system-shutdown, stops listening, commits storage. */
@@ -48,27 +50,32 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
   if (tlsFiles.generated) log.warn({ cert: tlsFiles.cert }, 'made a self-signed certificate; clients will ask to trust it');
   const streams = new Streams(host);
   let accepting = false;
-  const tcp = startTcp(host, streams, secureContext(tlsFiles));
+  const context = secureContext(tlsFiles);
+  const tcp = startTcp(host, streams, context);
+  const directTls = config.c2sDirectTlsPort === undefined ? undefined : startTcp(host, streams, context, { directTls: tlsOptions(tlsFiles) });
   const http = startHttp(host, streams, { accepting: () => accepting });
   await Promise.all([
     new Promise<void>((res, rej) => { tcp.once('error', rej); tcp.listen(config.c2sPort, config.c2sHost, () => res()); }),
     new Promise<void>((res, rej) => { http.once('error', rej); http.listen(config.httpPort, config.httpHost, () => res()); }),
+    directTls && new Promise<void>((res, rej) => { directTls.once('error', rej); directTls.listen(config.c2sDirectTlsPort, config.c2sHost, () => res()); }),
   ]);
   accepting = true;
   const c2sPort = (tcp.address() as AddressInfo).port;
   const httpPort = (http.address() as AddressInfo).port;
-  log.info({ domain: config.domain, c2sPort, httpPort, registration: config.registration, modules, dataDir: resolve(config.dataDir) }, 'pi-im server ready');
+  const c2sDirectTlsPort = directTls && (directTls.address() as AddressInfo).port;
+  log.info({ domain: config.domain, c2sPort, c2sDirectTlsPort, httpPort, registration: config.registration, modules, dataDir: resolve(config.dataDir) }, 'pi-im server ready');
 
   let stopping: Promise<void> | undefined;
   return {
-    c2sPort, httpPort, log,
+    c2sPort, c2sDirectTlsPort, httpPort, log,
     stop() {
       stopping ??= (async () => {
         accepting = false;
         tcp.close();
+        directTls?.close();
         http.close();
         streams.shutdown();
-        await Promise.all([storage.barrier().catch(() => {}), tcp.drained(3000)]);
+        await Promise.all([storage.barrier().catch(() => {}), tcp.drained(3000), directTls?.drained(3000)]);
         storage.close();
         http.closeAllConnections();
         log.info('stopped');

@@ -25,6 +25,8 @@ export interface TestServer {
   proc: ChildProcess;
   dataDir: string;
   c2sPort: number;
+  /** The XEP-0368 direct TLS port, when the server was started with --c2s-direct-tls-port. */
+  c2sDirectTlsPort?: number;
   httpPort: number;
   logs: string[];
   /** SIGTERM and wait for the exit code. */
@@ -52,7 +54,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   const proc = spawn(process.execPath, args, { cwd: SERVER_DIR, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
-  const ready = await new Promise<{ c2sPort: number; httpPort: number }>((resolve, reject) => {
+  const ready = await new Promise<{ c2sPort: number; httpPort: number; c2sDirectTlsPort?: number }>((resolve, reject) => {
     let buf = '';
     proc.stdout!.setEncoding('utf8');
     proc.stdout!.on('data', (d: string) => {
@@ -63,8 +65,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
         buf = buf.slice(i + 1);
         logs.push(line);
         if (line.includes('pi-im server ready')) {
-          const j = JSON.parse(line) as { c2sPort: number; httpPort: number };
-          resolve({ c2sPort: j.c2sPort, httpPort: j.httpPort });
+          const j = JSON.parse(line) as { c2sPort: number; httpPort: number; c2sDirectTlsPort?: number };
+          resolve({ c2sPort: j.c2sPort, httpPort: j.httpPort, c2sDirectTlsPort: j.c2sDirectTlsPort });
         }
       }
     });
@@ -86,13 +88,15 @@ export interface ClientOptions {
   /** Register in-band first (XEP-0077), optionally with an invite token (XEP-0401). */
   register?: boolean;
   invite?: string;
-  transport?: 'tcp' | 'ws';
+  /** tcp: STARTTLS on the c2s port; tls: XEP-0368 direct TLS; ws: WebSocket. */
+  transport?: 'tcp' | 'tls' | 'ws';
 }
 
 export type XmppClient = Client & { received: Element[] };
 
 export function makeClient(server: TestServer, o: ClientOptions): XmppClient {
-  const service = o.transport === 'ws' ? `ws://127.0.0.1:${server.httpPort}/xmpp-websocket` : `xmpp://127.0.0.1:${server.c2sPort}`;
+  const service = o.transport === 'ws' ? `ws://127.0.0.1:${server.httpPort}/xmpp-websocket`
+    : o.transport === 'tls' ? `xmpps://127.0.0.1:${server.c2sDirectTlsPort}` : `xmpp://127.0.0.1:${server.c2sPort}`;
   const c = client({
     service, domain: 'localhost', resource: o.resource, timeout: 15_000,
     credentials: async (authenticate: (c: { username: string; password: string }, m: string) => Promise<void>, mechanisms: string[]) => {

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
-import { nodePorts, renderCompose, ComposeOptions, UPLOAD_MAX_BYTES, uploadBodyLimit } from "../render/compose";
+import { nodePorts, renderCompose, srvRecords, ComposeOptions, UPLOAD_MAX_BYTES, uploadBodyLimit } from "../render/compose";
 import { renderNginxConf } from "../render/nginx";
 import {
   CLUSTER_DIR, TLS_DIR, renderClusterDeploy, renderClusterUndo, renderImageLoad, renderImagePull, renderImageRemove,
@@ -18,7 +18,7 @@ export interface ImClusterArgs {
   connection: pulumi.Input<Connection>;
   domain: string;
   nodes: number;
-  ports: { http: number; https: number; xmpp: number };
+  ports: { http: number; https: number; xmpp: number; xmppDirectTls?: number };
   images: { server: ImageSource; nginx: ImageSource };
   dataDir: string;
   user: string;
@@ -102,6 +102,7 @@ export class ImCluster extends pulumi.ComponentResource {
       httpPort: args.ports.http,
       httpsPort: args.ports.https,
       uploadMaxBytes: UPLOAD_MAX_BYTES,
+      directTls: args.ports.xmppDirectTls !== undefined,
     });
     this.nginxConf = renderNginxConf({
       domain: args.domain,
@@ -109,7 +110,7 @@ export class ImCluster extends pulumi.ComponentResource {
       tlsDir: "/tls",
       // The same limit as the nodes' --upload-max-file-size (renderCompose), so nginx passes every allowed upload.
       maxBodySize: uploadBodyLimit(UPLOAD_MAX_BYTES),
-      upstreams: ports.map((p) => ({ host: "127.0.0.1", httpPort: p.httpPort, c2sPort: p.c2sPort })),
+      upstreams: ports.map((p) => ({ host: "127.0.0.1", httpPort: p.httpPort, c2sPort: p.c2sPort, c2sDirectTlsPort: p.c2sDirectTlsPort })),
     });
     const services = [...ports.map((p) => p.name), "nginx"];
     this.deploy = remoteStep(
@@ -131,6 +132,9 @@ export class ImCluster extends pulumi.ComponentResource {
         https: `https://${args.domain}${args.ports.https === 443 ? "" : `:${args.ports.https}`}/`,
         websocket: `wss://${args.domain}${args.ports.https === 443 ? "" : `:${args.ports.https}`}/xmpp-websocket`,
         xmpp: `${args.domain}:${args.ports.xmpp}`,
+        ...(args.ports.xmppDirectTls === undefined ? {} : { xmppDirectTls: `${args.domain}:${args.ports.xmppDirectTls}` }),
+        // What the site's DNS should hold so clients find the ports (RFC 6120 §3.2.1, XEP-0368).
+        dnsSrv: srvRecords(args.domain, args.ports),
       },
     });
   }

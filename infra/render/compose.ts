@@ -27,6 +27,8 @@ export interface ComposeOptions {
   httpsPort: number;
   /** Largest file upload in bytes (default UPLOAD_MAX_BYTES); nginx's body limit must match (uploadBodyLimit). */
   uploadMaxBytes?: number;
+  /** The nodes also listen for XEP-0368 direct TLS (nginx passes ports.xmppDirectTls to them). */
+  directTls?: boolean;
 }
 
 /** The IM server's own default (upload.maxFileSize). */
@@ -43,6 +45,13 @@ export function websocketUrl(domain: string, httpsPort: number): string {
   return `wss://${domain}${httpsPort === 443 ? "" : `:${httpsPort}`}/xmpp-websocket`;
 }
 
+/** SRV records for the site's DNS zone: clients look these up to find the XMPP ports. */
+export function srvRecords(domain: string, ports: { xmpp: number; xmppDirectTls?: number }): string[] {
+  const records = [`_xmpp-client._tcp.${domain}. 3600 IN SRV 5 0 ${ports.xmpp} ${domain}.`];
+  if (ports.xmppDirectTls !== undefined) records.unshift(`_xmpps-client._tcp.${domain}. 3600 IN SRV 0 0 ${ports.xmppDirectTls} ${domain}.`);
+  return records;
+}
+
 /** nginx's client_max_body_size for uploads of up to `bytes` (a PUT body is the file itself). */
 export function uploadBodyLimit(bytes: number = UPLOAD_MAX_BYTES): string {
   return String(bytes);
@@ -52,14 +61,21 @@ export interface NodePorts {
   name: string;
   httpPort: number;
   c2sPort: number;
+  /** XEP-0368 direct TLS, used when the site publishes ports.xmppDirectTls. */
+  c2sDirectTlsPort: number;
 }
 
-/** Loopback ports of node i (1-based): base+280+i-1 for HTTP, base+222+i-1 for c2s. */
+/** Offsets from cluster.internalPortBase of node 1's loopback ports: c2s, HTTP, direct TLS. */
+export const NODE_PORT_OFFSETS = [222, 280, 323] as const;
+
+/** Loopback ports of node i (1-based): base+222+i-1 for c2s, base+280+i-1 for HTTP, base+323+i-1 for direct TLS. */
 export function nodePorts(nodes: number, base: number): NodePorts[] {
+  const [c2s, http, directTls] = NODE_PORT_OFFSETS;
   return Array.from({ length: nodes }, (_, i) => ({
     name: `node${i + 1}`,
-    httpPort: base + 280 + i,
-    c2sPort: base + 222 + i,
+    httpPort: base + http + i,
+    c2sPort: base + c2s + i,
+    c2sDirectTlsPort: base + directTls + i,
   }));
 }
 
@@ -81,6 +97,7 @@ export function renderCompose(o: ComposeOptions): string {
         "--registration", o.registration, "--tls-cert", "/tls/cert.pem", "--tls-key", "/tls/key.pem",
         "--upload-url", uploadUrl(o.domain, o.httpsPort), "--upload-max-file-size", String(o.uploadMaxBytes ?? UPLOAD_MAX_BYTES),
         "--websocket-url", websocketUrl(o.domain, o.httpsPort),
+        ...(o.directTls ? ["--c2s-direct-tls-port", String(n.c2sDirectTlsPort)] : []),
       ],
       network_mode: "host",
       user: o.user,

@@ -19,7 +19,7 @@ export interface FirewallOptions {
   sshRateLimit: boolean;
   sshAllowFrom: string[];
   trusted: string[];
-  ports: { http: number; https: number; xmpp: number };
+  ports: { http: number; https: number; xmpp: number; xmppDirectTls?: number };
   extra: Array<{ port: number; proto: "tcp" | "udp"; from?: string; comment: string }>;
   logging: "off" | "low" | "medium" | "high";
 }
@@ -33,6 +33,7 @@ export function firewallRules(o: FirewallOptions): FirewallRuleSpec[] {
   rules.push({ id: "http", rule: `allow ${o.ports.http}/tcp` });
   rules.push({ id: "https", rule: `allow ${o.ports.https}/tcp` });
   rules.push({ id: "xmpp", rule: `allow ${o.ports.xmpp}/tcp` });
+  if (o.ports.xmppDirectTls !== undefined) rules.push({ id: "xmpps", rule: `allow ${o.ports.xmppDirectTls}/tcp` });
   o.extra.forEach((r, i) => {
     const id = `x${i}-${r.comment.replace(/[^\w]/g, "").slice(0, 16)}`;
     rules.push({ id, rule: r.from ? `allow from ${r.from} to any port ${r.port} proto ${r.proto}` : `allow ${r.port}/${r.proto}` });
@@ -68,8 +69,10 @@ PY
   then die "SSH from $client is outside pi-im:firewall.sshAllowFrom/trusted; applying would lock pulumi out. Add $client's network."; fi
 fi
 
-existing=$(ufw show added 2>/dev/null | grep -o "comment 'pi-im:[^']*'" | sed "s/comment '\\(.*\\)'/\\1/" || true)
-have_any=$(ufw show added 2>/dev/null | grep -c '^ufw ' || true)
+# Each ufw run is a Python start (seconds on a Pi): list once, and change only what differs.
+added=$(ufw show added 2>/dev/null || true)
+existing=$(grep -o "comment 'pi-im:[^']*'" <<<"$added" | sed "s/comment '\\(.*\\)'/\\1/" || true)
+have_any=$(grep -c '^ufw ' <<<"$added" || true)
 declared=()
 for entry in "\${RULES[@]}"; do
   first=\${entry%%|*}; rest=\${entry#*|}; tag=\${rest%%|*}; rule=\${rest#*|}
@@ -87,7 +90,7 @@ for entry in "\${RULES[@]}"; do
 done
 
 # Delete our rules that are no longer declared (rule text comes from ufw's own listing).
-ufw show added 2>/dev/null | grep "comment 'pi-im:" | while IFS= read -r line; do
+{ grep "comment 'pi-im:" <<<"$added" || true; } | while IFS= read -r line; do
   tag=$(printf '%s' "$line" | sed "s/.*comment '\\(pi-im:[^']*\\)'.*/\\1/")
   if ! printf '%s\\n' "\${declared[@]}" | grep -qxF "$tag"; then
     spec=\${line#ufw }
@@ -98,10 +101,11 @@ ufw show added 2>/dev/null | grep "comment 'pi-im:" | while IFS= read -r line; d
   fi
 done
 
-ufw default deny incoming >/dev/null
-ufw default allow outgoing >/dev/null
-ufw logging ${o.logging} >/dev/null
-ufw --force enable >/dev/null
+status=$(ufw status verbose 2>/dev/null || true)
+grep -q '^Default: deny (incoming)' <<<"$status" || ufw default deny incoming >/dev/null
+grep -q '^Default: .*allow (outgoing)' <<<"$status" || ufw default allow outgoing >/dev/null
+grep -qxF ${q(o.logging === "off" ? "Logging: off" : `Logging: on (${o.logging})`)} <<<"$status" || ufw logging ${o.logging} >/dev/null
+grep -q '^Status: active' <<<"$status" || ufw --force enable >/dev/null
 log "firewall active with \${#declared[@]} pi-im rules"
 `;
 }
@@ -113,7 +117,7 @@ command -v ufw >/dev/null || exit 0
 # Disabled first: deleting our SSH rules from an active default-deny firewall would lock the
 # admin (and this very deploy) out until the last step ran.
 ufw --force disable >/dev/null
-ufw show added 2>/dev/null | grep "comment 'pi-im:" | while IFS= read -r line; do
+{ ufw show added 2>/dev/null | grep "comment 'pi-im:" || true; } | while IFS= read -r line; do
   spec=\${line#ufw }
   spec=\${spec% comment *}
   read -r -a words <<<"$spec"

@@ -1,16 +1,19 @@
 // nginx.conf for the front of the IM cluster: HTTPS + WebSocket on 443, redirect on 80 (health
-// stays reachable), XMPP c2s as a TCP stream passthrough (STARTTLS stays end to end).
+// stays reachable), XMPP c2s as a TCP stream passthrough (STARTTLS stays end to end), and
+// optionally XEP-0368 direct TLS passed through the same way.
 // nginx runs with the host's network so ufw governs its ports; nodes listen on loopback ports.
 
 export interface NginxUpstream {
   host: string;
   httpPort: number;
   c2sPort: number;
+  c2sDirectTlsPort?: number;
 }
 
 export interface NginxOptions {
   domain: string;
-  ports: { http: number; https: number; xmpp: number };
+  /** xmppDirectTls: XEP-0368 direct TLS, passed through to the nodes (off when absent). */
+  ports: { http: number; https: number; xmpp: number; xmppDirectTls?: number };
   upstreams: NginxUpstream[];
   /** Directory holding cert.pem (full chain) and key.pem, as seen by nginx. */
   tlsDir: string;
@@ -29,6 +32,22 @@ export function renderNginxConf(o: NginxOptions): string {
   const http = o.upstreams.map((u) => `    server ${u.host}:${u.httpPort} max_fails=3 fail_timeout=10s;`).join("\n");
   const c2s = o.upstreams.map((u) => `    server ${u.host}:${u.c2sPort} max_fails=3 fail_timeout=10s;`).join("\n");
   const v6 = (listen: string) => (o.ipv6 === false ? "" : `\n    listen [::]:${listen};`);
+  const tlsPort = o.ports.xmppDirectTls;
+  if (tlsPort !== undefined && o.upstreams.some((u) => u.c2sDirectTlsPort === undefined)) throw new Error("renderNginxConf: ports.xmppDirectTls needs every upstream's c2sDirectTlsPort");
+  // Direct TLS (XEP-0368) passes through like 5222: the node holds the certificate and does the handshake.
+  const directTls = tlsPort === undefined ? "" : `
+  upstream im_c2s_tls {
+    least_conn;
+${o.upstreams.map((u) => `    server ${u.host}:${u.c2sDirectTlsPort} max_fails=3 fail_timeout=10s;`).join("\n")}
+  }
+
+  server {
+    listen ${tlsPort};${v6(`${tlsPort}`)}
+    proxy_pass im_c2s_tls;
+    proxy_connect_timeout 5s;
+    proxy_timeout 1h;
+  }
+`;
   const proxyHeaders = `      proxy_set_header Host $host;
       proxy_set_header X-Real-IP $remote_addr;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
@@ -126,6 +145,6 @@ ${c2s}
     proxy_connect_timeout 5s;
     proxy_timeout 1h;
   }
-}
+${directTls}}
 `;
 }

@@ -82,6 +82,13 @@ test("port clash names both keys", (t) => {
   only(t, { ...base(), firewall: { extra: [{ port: 443 }] } }, "pi-im:firewall.extra[0].port", "clashes");
 });
 
+test("direct TLS is off by default; its port is checked like the others", (t) => {
+  t.is(parseConfig(base(), ctx()).ports.xmppDirectTls, undefined);
+  t.is(parseConfig({ ...base(), ports: { xmppDirectTls: 5223 } }, ctx()).ports.xmppDirectTls, 5223);
+  only(t, { ...base(), ports: { xmppDirectTls: 443 } }, "pi-im:ports.xmppDirectTls", "443", "pi-im:ports.https");
+  only(t, { ...base(), ports: { xmppDirectTls: 15323 } }, "pi-im:ports.xmppDirectTls", "loopback ports", "internalPortBase");
+});
+
 test("missing SSH key tells how to set it as a secret or a file", (t) => {
   const p = problems(base(), ctx({ secrets: new Set() }));
   const hit = p.find((m) => m.startsWith("pi-im:sshPrivateKey"));

@@ -1,6 +1,6 @@
 // The rendered nginx.conf served by the real nginx (Debian's, with the stream module) in front of a
 // stand-in IM node: health on plain HTTP, redirect to HTTPS, HTTPS proxying, the WebSocket
-// upgrade at /xmpp-websocket, and 5222-style TCP passthrough.
+// upgrade at /xmpp-websocket, 5222-style TCP passthrough, and XEP-0368 direct TLS passed through.
 import test from "ava";
 import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -30,11 +30,11 @@ async function waitPort(port: number): Promise<void> {
   throw new Error(`port ${port} never opened`);
 }
 
-test("nginx with the rendered config: health, redirect, HTTPS, WebSocket upgrade, TCP passthrough", async (t) => {
+test("nginx with the rendered config: health, redirect, HTTPS, WebSocket upgrade, TCP passthrough, direct TLS passthrough", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-im-nginx-live-"));
   execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
     "-subj", "/CN=chat.test", "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`], { stdio: "ignore" });
-  const [nodeHttp, nodeC2s, pHttp, pHttps, pXmpp] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [nodeHttp, nodeC2s, nodeTls, pHttp, pHttps, pXmpp, pXmpps] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
 
   // Stand-in IM node.
   const seen: http.IncomingHttpHeaders[] = [];
@@ -51,10 +51,14 @@ test("nginx with the rendered config: health, redirect, HTTPS, WebSocket upgrade
   const c2s = net.createServer((s) => s.on("data", (d) => s.write(`c2s-echo:${d}`)));
   await new Promise<void>((r) => web.listen(nodeHttp, "127.0.0.1", r));
   await new Promise<void>((r) => c2s.listen(nodeC2s, "127.0.0.1", r));
+  // The node's direct TLS listener does the handshake itself (nginx only passes bytes).
+  const direct = tls.createServer({ key: fs.readFileSync(`${dir}/key.pem`), cert: fs.readFileSync(`${dir}/cert.pem`), ALPNProtocols: ["xmpp-client"] },
+    (s) => s.on("data", (d) => s.write(`tls-echo:${d}`)));
+  await new Promise<void>((r) => direct.listen(nodeTls, "127.0.0.1", r));
 
   const conf = renderNginxConf({
-    domain: "chat.test", ports: { http: pHttp, https: pHttps, xmpp: pXmpp }, tlsDir: dir, pidFile: `${dir}/nginx.pid`, ipv6: false,
-    upstreams: [{ host: "127.0.0.1", httpPort: nodeHttp, c2sPort: nodeC2s }],
+    domain: "chat.test", ports: { http: pHttp, https: pHttps, xmpp: pXmpp, xmppDirectTls: pXmpps }, tlsDir: dir, pidFile: `${dir}/nginx.pid`, ipv6: false,
+    upstreams: [{ host: "127.0.0.1", httpPort: nodeHttp, c2sPort: nodeC2s, c2sDirectTlsPort: nodeTls }],
   });
   fs.writeFileSync(`${dir}/nginx.conf`, conf);
   const nginx = spawn("nginx", ["-p", dir, "-c", `${dir}/nginx.conf`, "-e", "stderr", "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
@@ -62,7 +66,7 @@ test("nginx with the rendered config: health, redirect, HTTPS, WebSocket upgrade
   nginx.stderr.on("data", (d) => (log += d));
   const exited = new Promise((r) => nginx.on("exit", r));
   try {
-    await Promise.all([waitPort(pHttp), waitPort(pHttps), waitPort(pXmpp)]);
+    await Promise.all([waitPort(pHttp), waitPort(pHttps), waitPort(pXmpp), waitPort(pXmpps)]);
 
     const get = (url: string, mod: typeof http | typeof https) =>
       new Promise<{ status: number; body: string; location?: string }>((resolve, reject) => {
@@ -115,10 +119,23 @@ test("nginx with the rendered config: health, redirect, HTTPS, WebSocket upgrade
     });
     tcp.destroy();
     t.is(echoed, "c2s-echo:<stream:stream to='chat.test'>");
+
+    // XEP-0368: TLS from the first byte, negotiated with the node (ALPN xmpp-client), through nginx.
+    const xmpps = tls.connect({ host: "127.0.0.1", port: pXmpps, servername: "chat.test", ca: fs.readFileSync(`${dir}/cert.pem`), ALPNProtocols: ["xmpp-client"] });
+    const tlsEcho = await new Promise<string>((resolve, reject) => {
+      xmpps.on("secureConnect", () => xmpps.write("<stream:stream to='chat.test'>"));
+      xmpps.on("data", (d) => resolve(String(d)));
+      xmpps.on("error", reject);
+      setTimeout(() => reject(new Error("no direct TLS echo")), 5000);
+    });
+    t.is(xmpps.alpnProtocol, "xmpp-client");
+    xmpps.destroy();
+    t.is(tlsEcho, "tls-echo:<stream:stream to='chat.test'>");
   } finally {
     nginx.kill("SIGTERM");
     await exited;
     web.close();
     c2s.close();
+    direct.close();
   }
 });

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { renderNginxConf } from "../render/nginx";
-import { renderCompose, ComposeOptions, toYaml } from "../render/compose";
+import { nodePorts, renderCompose, srvRecords, ComposeOptions, toYaml } from "../render/compose";
 import { renderBackupCron, renderBackupScript, renderRestoreScript, BackupOptions } from "../render/backup";
 import { renderHostSetup, renderHostUndo, renderSshdHardening } from "../render/host";
 import { renderNetworkScript, renderNetworkUndo, renderNmKeyfile, renderIfupdownStanza, renderNetworkdUnit, renderDhcpcdBlock, NetworkOptions } from "../render/network";
@@ -50,6 +50,15 @@ test("nginx.conf passes nginx -t with the stream module, for 1 and 3 nodes", (t)
     t.is(r.code, 0, r.out);
     t.is((conf.match(/server 127\.0\.0\.1:152\d\d max_fails/g) ?? []).length, nodes * 2);
   }
+  // Direct TLS (XEP-0368): a second stream server passing the port through to the nodes.
+  const withTls = renderNginxConf({
+    domain: "chat.office.lan", ports: { http: 80, https: 443, xmpp: 5222, xmppDirectTls: 5223 }, tlsDir: dir, pidFile: `${dir}/nginx.pid`,
+    upstreams: nodePorts(2, 15000).map((p) => ({ host: "127.0.0.1", httpPort: p.httpPort, c2sPort: p.c2sPort, c2sDirectTlsPort: p.c2sDirectTlsPort })),
+  });
+  fs.writeFileSync(`${dir}/nginx.conf`, withTls);
+  t.is(run("nginx", ["-t", "-q", "-e", "stderr", "-p", dir, "-c", `${dir}/nginx.conf`]).code, 0);
+  t.regex(withTls, /upstream im_c2s_tls \{\n    least_conn;\n    server 127\.0\.0\.1:15323 [^\n]*\n    server 127\.0\.0\.1:15324 /);
+  t.regex(withTls, /listen 5223;/);
   // The tool really checks: a missing certificate fails.
   fs.writeFileSync(`${dir}/bad.conf`, renderNginxConf({ domain: "x", ports: { http: 80, https: 443, xmpp: 5222 }, tlsDir: `${dir}/none`, pidFile: `${dir}/p`, upstreams: [{ host: "127.0.0.1", httpPort: 1, c2sPort: 2 }] }));
   t.not(run("nginx", ["-t", "-q", "-e", "stderr", "-p", dir, "-c", `${dir}/bad.conf`]).code, 0);
@@ -70,6 +79,21 @@ test("compose file is accepted by docker-compose 1.29 (and docker compose v2 whe
   }
   fs.writeFileSync(`${dir}/docker-compose.yml`, renderCompose(compose).replace("services:", "servces:"));
   t.not(run("docker-compose", ["-f", "docker-compose.yml", "config", "-q"], { cwd: dir }).code, 0, "the tool rejects a broken file");
+});
+
+test("direct TLS: nodes get their own port, the firewall opens the public one, DNS gets an SRV record for it", (t) => {
+  t.false(renderCompose(compose).includes("--c2s-direct-tls-port"), "off unless asked");
+  const doc = renderCompose({ ...compose, directTls: true });
+  t.regex(doc, /--c2s-direct-tls-port[\s\S]*?15323/);
+  t.regex(doc, /--c2s-direct-tls-port[\s\S]*?15324/);
+  const rules = firewallRules({ ...fw, ports: { ...fw.ports, xmppDirectTls: 5223 } }).map((r) => r.rule);
+  t.true(rules.includes("allow 5223/tcp"));
+  t.false(firewallRules(fw).some((r) => r.rule.includes("5223")));
+  t.deepEqual(srvRecords("chat.office.lan", { xmpp: 5222, xmppDirectTls: 5223 }), [
+    "_xmpps-client._tcp.chat.office.lan. 3600 IN SRV 0 0 5223 chat.office.lan.",
+    "_xmpp-client._tcp.chat.office.lan. 3600 IN SRV 5 0 5222 chat.office.lan.",
+  ]);
+  t.deepEqual(srvRecords("chat.office.lan", { xmpp: 5222 }), ["_xmpp-client._tcp.chat.office.lan. 3600 IN SRV 5 0 5222 chat.office.lan."]);
 });
 
 test("compose values with $ are escaped for Compose interpolation", (t) => {
@@ -180,6 +204,59 @@ test("firewall: trusted rules come first, every rule is tagged, ssh is rate-limi
   t.regex(script, /ufw default deny incoming/);
   t.regex(script, /ufw --force enable/);
   t.is((script.match(/\|pi-im:[\w-]+-[0-9a-f]{8}\|/g) ?? []).length, rules.length);
+});
+
+// ufw as a file-backed fake: `show added` and `status verbose` read the state, every other call
+// is logged and changes it. Enough to see what the script asks of ufw on a first and a later run.
+const FAKE_UFW = `#!/bin/bash
+S=$UFW_STATE
+touch "$S/rules" "$S/calls"
+case "$*" in
+  "show added") echo "Added user rules (see 'ufw status' for running firewall):"; sed 's/^/ufw /' "$S/rules"; exit 0;;
+  "status verbose")
+    if [ -f "$S/active" ]; then echo "Status: active"; cat "$S/logging" 2>/dev/null; cat "$S/defaults" 2>/dev/null; else echo "Status: inactive"; fi; exit 0;;
+esac
+echo "$*" >> "$S/calls"
+case "$1" in
+  default) echo "Default: deny (incoming), allow (outgoing), disabled (routed)" > "$S/defaults";;
+  logging) echo "Logging: on ($2)" > "$S/logging";;
+  --force) if [ "$2" = enable ]; then touch "$S/active"; else rm -f "$S/active"; fi;;
+  insert) shift 2; echo "$*" | sed "s/ comment \\(.*\\)/ comment '\\1'/" >> "$S/rules";;
+  delete) shift; grep -vF "$*" "$S/rules" > "$S/r2" || true; mv "$S/r2" "$S/rules";;
+  *) echo "$*" | sed "s/ comment \\(.*\\)/ comment '\\1'/" >> "$S/rules";;
+esac
+`;
+
+test("firewall script: the first run sets everything up; a later run with an added port calls ufw for that rule only", (t) => {
+  const dir = tmp("ufw");
+  fs.mkdirSync(`${dir}/bin`);
+  fs.writeFileSync(`${dir}/bin/ufw`, FAKE_UFW, { mode: 0o755 });
+  const env = { ...process.env, PATH: `${dir}/bin:${process.env.PATH}`, UFW_STATE: dir, SSH_CONNECTION: "" };
+  const apply = (o: FirewallOptions) => {
+    fs.writeFileSync(`${dir}/calls`, "");
+    const r = spawnSync("bash", ["-c", renderFirewallScript(o)], { encoding: "utf8", env });
+    t.is(r.status, 0, r.stderr);
+    return fs.readFileSync(`${dir}/calls`, "utf8").trim().split("\n").filter(Boolean);
+  };
+  const first = apply(fw);
+  t.is(first.filter((c) => /comment pi-im:/.test(c)).length, firewallRules(fw).length, first.join("\n"));
+  t.true(first.includes("default deny incoming") && first.includes("--force enable") && first.includes("logging low"), first.join("\n"));
+  t.deepEqual(apply(fw), [], "nothing changes when nothing was changed");
+  const more = { ...fw, extra: [...fw.extra, { port: 8443, proto: "tcp" as const, comment: "alt https" }] };
+  const second = apply(more);
+  t.is(second.length, 1, second.join("\n"));
+  t.regex(second[0]!, /^allow 8443\/tcp comment pi-im:x1-/);
+  const third = apply(fw);
+  t.is(third.length, 1, third.join("\n"));
+  t.regex(third[0]!, /^delete allow 8443\/tcp$/, "the rule no longer declared is removed, nothing else");
+  // Destroy removes every rule of ours and, with none of anyone else's left, disables ufw; a
+  // second destroy (nothing of ours left) succeeds too.
+  for (let i = 0; i < 2; i++) {
+    const r = spawnSync("bash", ["-c", renderFirewallUndo()], { encoding: "utf8", env });
+    t.is(r.status, 0, r.stderr);
+    t.is(fs.readFileSync(`${dir}/rules`, "utf8").trim(), "");
+    t.false(fs.existsSync(`${dir}/active`), "ufw is disabled");
+  }
 });
 
 test("fstab line, sshd drop-in and cron line", (t) => {

@@ -1,6 +1,6 @@
 // Two users on a deployed site, with @xmpp/client (a client no one here wrote): register
 // (in-band) or log in, over TCP 5222 with STARTTLS and over wss:// behind nginx, and exchange
-// messages both ways. Run as a child process with NODE_EXTRA_CA_CERTS set to the site CA, so
+// messages both ways; with a fifth argument, a third user over XEP-0368 direct TLS writes too. Run as a child process with NODE_EXTRA_CA_CERTS set to the site CA, so
 // TLS is verified for real. Prints one JSON line with what happened.
 import { client, xml } from "@xmpp/client";
 import { WebSocket } from "ws";
@@ -8,9 +8,9 @@ import { WebSocket } from "ws";
 // Node 20 has no global WebSocket (Node 22 has); @xmpp/websocket expects the browser API.
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
 
-const [domain, tcpService, wsService, prefix] = process.argv.slice(2);
+const [domain, tcpService, wsService, prefix, tlsService] = process.argv.slice(2);
 if (!domain || !tcpService || !wsService || !prefix) {
-  console.error("usage: chat.ts DOMAIN xmpp://HOST:PORT wss://HOST:PORT/xmpp-websocket USER_PREFIX");
+  console.error("usage: chat.ts DOMAIN xmpp://HOST:PORT wss://HOST:PORT/xmpp-websocket USER_PREFIX [xmpps://HOST:PORT]");
   process.exit(64);
 }
 
@@ -58,9 +58,17 @@ const gotByBob = await toBob;
 const toAlice = nextMessage(a);
 await b.send(xml("message", { to: `${alice}@${domain}`, type: "chat" }, xml("body", {}, "hello over wss")));
 const gotByAlice = await toAlice;
+let gotByBobFromDirectTls;
+if (tlsService) {
+  const c = await login(tlsService, `${prefix}-carol`, password, "phone", register);
+  const fromCarol = nextMessage(b);
+  await c.send(xml("message", { to: `${bob}@${domain}`, type: "chat" }, xml("body", {}, "hello over direct TLS")));
+  gotByBobFromDirectTls = await fromCarol;
+  await c.stop();
+}
 const upload = register ? await shareFile(a) : undefined;
 await Promise.all([a.stop(), b.stop()]);
-console.log(JSON.stringify({ alice, bob, password, gotByBob, gotByAlice, upload }));
+console.log(JSON.stringify({ alice, bob, password, gotByBob, gotByAlice, gotByBobFromDirectTls, upload }));
 
 /** XEP-0363 through nginx: a slot from upload.<domain>, PUT, then GET as another party would. */
 async function shareFile(c: Client): Promise<{ putStatus: number; getStatus: number; same: boolean; contentType: string; getUrl: string }> {

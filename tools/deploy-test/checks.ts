@@ -42,15 +42,18 @@ export function httpsGet(port: number, servername: string, ca: string, path: str
 }
 
 export interface ChatResult { alice: string; bob: string; password: string; gotByBob: { from: string; body: string }; gotByAlice: { from: string; body: string };
+  /** What bob got from carol, who logged in over XEP-0368 direct TLS (when xmppsPort was given). */
+  gotByBobFromDirectTls?: { from: string; body: string };
   upload?: { putStatus: number; getStatus: number; same: boolean; contentType: string; getUrl: string } }
 
 /** Runs chat.ts with the site CA trusted through NODE_EXTRA_CA_CERTS (real verification). */
-export function chat(args: { domain: string; xmppPort: number; httpsPort: number; ca: string; prefix: string; loginOnly?: boolean; password?: string }): Promise<ChatResult> {
+export function chat(args: { domain: string; xmppPort: number; xmppsPort?: number; httpsPort: number; ca: string; prefix: string; loginOnly?: boolean; password?: string }): Promise<ChatResult> {
   const caFile = join(tmpdir(), `pi-im-site-ca-${process.pid}.pem`);
   writeFileSync(caFile, args.ca);
   const argv = [
     "--import=tsx", join(repoRoot, "tools/deploy-test/chat.ts"), args.domain,
     `xmpp://127.0.0.1:${args.xmppPort}`, `wss://127.0.0.1:${args.httpsPort}/xmpp-websocket`, args.prefix,
+    ...(args.xmppsPort ? [`xmpps://127.0.0.1:${args.xmppsPort}`] : []),
   ];
   const env = { ...process.env, NODE_EXTRA_CA_CERTS: caFile, CHAT_LOGIN_ONLY: args.loginOnly ? "1" : "0", ...(args.password ? { CHAT_PASSWORD: args.password } : {}) };
   return new Promise((resolve, reject) => {

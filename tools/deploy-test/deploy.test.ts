@@ -38,9 +38,24 @@ async function startProbeListener(): Promise<void> {
 }
 
 async function up(label: string): Promise<void> {
-  const r = await project.pulumi(["up", "--yes", "--skip-preview"]);
+  const events = join(project.dir, `events-${label.replace(/\W+/g, "-")}.jsonl`);
+  const r = await project.pulumi(["up", "--yes", "--skip-preview", "--event-log", events]);
   if (r.code !== 0) throw new Error(`pulumi up (${label}) failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`);
-  console.error(`    pulumi up (${label}) done at ${elapsed()}`);
+  console.error(`    pulumi up (${label}) done at ${elapsed()}; slowest steps: ${slowestSteps(events)}`);
+}
+
+/** Where a deploy spends its time, from the engine's event log (whole seconds). */
+function slowestSteps(eventLog: string, n = 5): string {
+  const started = new Map<string, number>();
+  const took: Array<[string, number]> = [];
+  for (const line of readFileSync(eventLog, "utf8").split("\n")) {
+    if (!line) continue;
+    const e = JSON.parse(line) as { timestamp: number; resourcePreEvent?: { metadata: { urn: string } }; resOutputsEvent?: { metadata: { urn: string } } };
+    if (e.resourcePreEvent) started.set(e.resourcePreEvent.metadata.urn, e.timestamp);
+    const done = e.resOutputsEvent?.metadata.urn;
+    if (done && started.has(done)) took.push([done.split("::").at(-1)!, e.timestamp - started.get(done)!]);
+  }
+  return took.sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, s]) => `${name} ${s} s`).join(", ") || "none";
 }
 
 async function changeSummary(): Promise<Record<string, number>> {
@@ -82,7 +97,7 @@ test("2. the firewall denies by default and opens only the declared ports", asyn
   t.regex(status, /Status: active/);
   t.regex(status, /Default: deny \(incoming\)/);
   const ports = new Set([...status.matchAll(/^(\d+)(?:\/tcp)?\s+(?:\(v6\)\s+)?(?:ALLOW|LIMIT)/gm)].map((m) => Number(m[1])));
-  t.deepEqual([...ports].sort((a, b) => a - b), [22, 80, 443, 5222]);
+  t.deepEqual([...ports].sort((a, b) => a - b), [22, 80, 443, 5222, 5223]);
 
   // A listener behind an undeclared port: seen from the host it must not answer.
   await startProbeListener();
@@ -124,11 +139,12 @@ test("4. the IM node is healthy (also after the reboot) and nginx serves HTTPS w
   t.is(health.status, 200);
 });
 
-test("5. two users register and chat through 5222 (STARTTLS) and wss://.../xmpp-websocket, and share a file over https", async (t) => {
-  const r = await chat({ domain: DOMAIN, xmppPort: front.xmpp, httpsPort: front.https, ca, prefix: "deploy" });
+test("5. users register and chat through 5222 (STARTTLS), 5223 (direct TLS) and wss://.../xmpp-websocket, and share a file over https", async (t) => {
+  const r = await chat({ domain: DOMAIN, xmppPort: front.xmpp, xmppsPort: front.xmpps, httpsPort: front.https, ca, prefix: "deploy" });
   t.is(r.gotByBob.body, "hello over STARTTLS");
   t.true(r.gotByBob.from.startsWith(`${r.alice}@${DOMAIN}/`));
   t.is(r.gotByAlice.body, "hello over wss");
+  t.is(r.gotByBobFromDirectTls?.body, "hello over direct TLS", "a client speaking TLS from the first byte (XEP-0368) gets through nginx to a node");
   // A shared file (XEP-0363) goes up and comes down through nginx under the site's https URL.
   t.regex(r.upload!.getUrl, new RegExp(`^https://${DOMAIN.replace(".", "\\.")}/upload/`), "upload URLs name the site");
   t.is(r.upload!.putStatus, 201, "the upload is stored");

@@ -16,12 +16,14 @@ export interface BoardState {
   http: number;
   https: number;
   xmpp: number;
+  /** XEP-0368 direct TLS (the qemu stack publishes it). */
+  xmpps: number;
   /** Private half of the test key pair authorized for `user`. */
   key: string;
   user: string;
   host: string;
   pid: number;
-  /** Every forward, guest port -> host port (the four above plus PI_IM_QEMU_EXTRA_PORTS). */
+  /** Every forward, guest port -> host port (the five above plus PI_IM_QEMU_EXTRA_PORTS). */
   forwards: Record<string, number>;
   /** The blank "USB drive": its serial and where the guest finds it. */
   usbDisk: { serial: string; byId: string; sizeGiB: number };
@@ -46,7 +48,7 @@ const env = process.env;
 export const cacheDir = env.PI_IM_CACHE ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "pi-im");
 export const defaultStateDir = env.PI_IM_QEMU_STATE_DIR ?? join(cacheDir, "qemu-pi", "run", "default");
 const USB_SERIAL = "PIIMUSB0001";
-const GUEST_PORTS = { ssh: 22, http: 80, https: 443, xmpp: 5222 } as const;
+const GUEST_PORTS = { ssh: 22, http: 80, https: 443, xmpp: 5222, xmpps: 5223 } as const;
 
 function envInt(name: string, fallback: number): number {
   const raw = env[name];
@@ -195,6 +197,7 @@ export async function startBoard(opts: StartOptions = {}): Promise<BoardState> {
     http: forwards["80"]!,
     https: forwards["443"]!,
     xmpp: forwards["5222"]!,
+    xmpps: forwards["5223"]!,
     key: meta.key,
     user: meta.user,
     host: "127.0.0.1",

@@ -91,14 +91,15 @@ export async function relay(targetPort: number, opts: RelayOptions = {}): Promis
   };
 }
 
-/** Relays for the board's client-facing forwards (XMPP, HTTP, HTTPS); SSH stays direct. */
-export async function relayClientPorts(board: { xmpp: number; http: number; https: number }): Promise<{
-  xmpp: number; http: number; https: number; redials(): number; close(): Promise<void>;
+/** Relays for the board's client-facing forwards (XMPP, direct TLS, HTTP, HTTPS); SSH stays direct. */
+export async function relayClientPorts(board: { xmpp: number; xmpps: number; http: number; https: number }): Promise<{
+  xmpp: number; xmpps: number; http: number; https: number; redials(): number; close(): Promise<void>;
 }> {
-  const [xmpp, http, https] = await Promise.all([relay(board.xmpp), relay(board.http), relay(board.https)]);
+  const relays = await Promise.all([relay(board.xmpp), relay(board.xmpps), relay(board.http), relay(board.https)]);
+  const [xmpp, xmpps, http, https] = relays;
   return {
-    xmpp: xmpp.port, http: http.port, https: https.port,
-    redials: () => xmpp.redials() + http.redials() + https.redials(),
-    close: async () => { await Promise.all([xmpp.close(), http.close(), https.close()]); },
+    xmpp: xmpp!.port, xmpps: xmpps!.port, http: http!.port, https: https!.port,
+    redials: () => relays.reduce((n, r) => n + r.redials(), 0),
+    close: async () => { await Promise.all(relays.map((r) => r.close())); },
   };
 }

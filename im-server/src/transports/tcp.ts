@@ -1,6 +1,7 @@
-// XMPP over TCP (RFC 6120) with STARTTLS.
+// XMPP over TCP (RFC 6120) with STARTTLS, and XEP-0368 direct TLS (TLS from the first byte, ALPN
+// "xmpp-client"), which gets through networks that only let TLS out, e.g. on port 443.
 import { createServer, type Server, type Socket } from 'node:net';
-import { TLSSocket, type SecureContext } from 'node:tls';
+import { TLSSocket, createServer as createTlsServer, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { Transport } from '../core/c2s.js';
 import type { Host } from '../core/host.js';
 import type { Streams } from '../core/streams.js';
@@ -12,8 +13,9 @@ class TcpTransport implements Transport {
   socket: Socket;
   readonly address: string;
 
-  constructor(socket: Socket, private readonly context: SecureContext, private readonly onData: (s: string) => void, private readonly onError: (e: Error) => void) {
+  constructor(socket: Socket, private readonly context: SecureContext, private readonly onData: (s: string) => void, private readonly onError: (e: Error) => void, secure: boolean) {
     this.socket = socket;
+    this.secure = secure;
     this.address = socket.remoteAddress ?? 'unknown';
   }
 
@@ -52,15 +54,16 @@ export type TcpServer = Server & {
   drained(ms: number): Promise<void>;
 };
 
-export function startTcp(host: Host, streams: Streams, context: SecureContext): TcpServer {
+/** directTls: the certificate for a listener that speaks TLS from the first byte (XEP-0368). */
+export function startTcp(host: Host, streams: Streams, context: SecureContext, opts: { directTls?: SecureContextOptions } = {}): TcpServer {
   const sockets = new Set<Socket>();
-  const server = createServer({ noDelay: true }, (socket) => {
+  const accept = (socket: Socket, secure: boolean): void => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.setEncoding('utf8');
     let stream: ReturnType<Streams['accept']>;
     const onError = (e: Error): void => { host.log.debug({ err: e.message }, 'tcp socket error'); transport.socket.destroy(); socket.destroy(); };
-    const transport = new TcpTransport(socket, context, (d) => stream?.feed(d), onError);
+    const transport = new TcpTransport(socket, context, (d) => stream?.feed(d), onError, secure);
     stream = streams.accept(transport);
     if (!stream) {
       socket.end(`<?xml version='1.0'?><stream:stream xmlns="jabber:client" xmlns:stream="${NS.stream}" version="1.0" from="${host.domain}">` +
@@ -71,7 +74,12 @@ export function startTcp(host: Host, streams: Streams, context: SecureContext): 
     socket.on('data', (d: string) => stream!.feed(d));
     socket.on('error', onError);
     socket.on('close', () => stream!.disconnected());
-  });
+  };
+  const server: Server = opts.directTls
+    ? createTlsServer({ ...opts.directTls, ALPNProtocols: ['xmpp-client'], handshakeTimeout: host.config.limits.authTimeoutSeconds * 1000, noDelay: true },
+      (socket) => accept(socket, true))
+      .on('tlsClientError', (e, socket) => host.log.debug({ err: e.message, address: socket.remoteAddress }, 'direct TLS handshake failed'))
+    : createServer({ noDelay: true }, (socket) => accept(socket, false));
   server.on('error', (e) => host.log.error({ err: e.message }, 'tcp listener error'));
   // Exiting while a closing stream's last bytes (<system-shutdown/>) sit in TLS buffers would
   // cut them off; shutdown waits for the sockets to close instead.
