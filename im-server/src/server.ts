@@ -31,10 +31,20 @@ export function dbPath(dataDir: string): string {
 
 export async function startServer(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
   const metrics = createMetrics();
+  let storageProblem: string | undefined;
   const storage = new SqliteStorage({
     path: dbPath(config.dataDir), ...config.storage,
-    onCommit: (writes, seconds) => { metrics.fsyncs.inc(); metrics.batchedWrites.inc(writes); metrics.commitLatency.observe(seconds); },
-    onError: (err) => log.error({ err: err.message }, 'storage commit failed; the writes of this batch were not acknowledged'),
+    onCommit: (writes, seconds) => {
+      metrics.fsyncs.inc(); metrics.batchedWrites.inc(writes); metrics.commitLatency.observe(seconds);
+      if (storageProblem) { log.warn({ was: storageProblem }, 'storage commits again'); storageProblem = undefined; }
+    },
+    onError: (err) => {
+      metrics.commitFailures.inc();
+      const problem = storageFailure(err, config.dataDir);
+      // Once per outage at error level; every further failed batch at debug.
+      log[problem === storageProblem ? 'debug' : 'error']({ err: err.message }, `storage commit failed, none of its writes was acknowledged: ${problem}`);
+      storageProblem = problem;
+    },
   });
   const host = new Host(config, storage, log, metrics);
   for (const a of config.accounts) {
@@ -53,7 +63,7 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
   const context = secureContext(tlsFiles);
   const tcp = startTcp(host, streams, context);
   const directTls = config.c2sDirectTlsPort === undefined ? undefined : startTcp(host, streams, context, { directTls: tlsOptions(tlsFiles) });
-  const http = startHttp(host, streams, { accepting: () => accepting });
+  const http = startHttp(host, streams, { accepting: () => accepting, storageProblem: () => storageProblem });
   await Promise.all([
     new Promise<void>((res, rej) => { tcp.once('error', rej); tcp.listen(config.c2sPort, config.c2sHost, () => res()); }),
     new Promise<void>((res, rej) => { http.once('error', rej); http.listen(config.httpPort, config.httpHost, () => res()); }),
@@ -83,4 +93,13 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
       return stopping;
     },
   };
+}
+
+/** What an admin reads when a commit fails: the cause, and what to do about it. */
+export function storageFailure(err: Error, dataDir: string): string {
+  const code = (err as { code?: string }).code;
+  if (code === 'SQLITE_FULL') return `the disk holding ${resolve(dataDir)} is full: free space there (old uploads, backups, logs); storing resumes by itself`;
+  if (code?.startsWith('SQLITE_IOERR')) return `the disk holding ${resolve(dataDir)} fails to write (${code}): check it (dmesg, SMART) and restore from the last backup if it is dying`;
+  if (code === 'SQLITE_READONLY') return `${resolve(dataDir)} became read-only (${code}): the file system was remounted read-only after an error; check the disk`;
+  return `${code ?? 'error'}: ${err.message}`;
 }

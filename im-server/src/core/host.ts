@@ -144,11 +144,12 @@ export class Host {
   }
 
   /** Sends an error reply to the sender of the event's stanza. */
-  bounce(event: StanzaEvent, condition: string, text?: string): void {
+  /** wait: false sends at once, for a bounce that itself says a write failed (there is nothing to wait for). */
+  bounce(event: StanzaEvent, condition: string, text?: string, opts: { wait?: boolean } = {}): void {
     const reply = errorReply(event.stanza, condition, text);
     reply.attrs.from = event.to.full;
     reply.attrs.to = event.from.full;
-    if (event.origin) event.origin.sendDurable(reply);
+    if (event.origin) { if (opts.wait === false) event.origin.send(reply); else event.origin.sendDurable(reply); }
     else if (this.isLocal(event.from) && event.from.local) this.route(reply);
   }
 

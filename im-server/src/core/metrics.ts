@@ -21,6 +21,7 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1], registers: [registry],
     }),
     fsyncs: new Counter({ name: 'pi_im_storage_fsyncs_total', help: 'Committed storage transactions (one WAL fsync each with synchronous=FULL)', registers: [registry] }),
+    commitFailures: new Counter({ name: 'pi_im_storage_commit_failures_total', help: 'Group commits that failed (disk full, I/O error): none of their writes was acknowledged', registers: [registry] }),
     batchedWrites: new Counter({ name: 'pi_im_storage_writes_total', help: 'Writes committed (many per transaction)', registers: [registry] }),
   };
   return m;

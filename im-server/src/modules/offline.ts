@@ -23,8 +23,12 @@ export default function offline(host: Host): void {
     }
     const copy = e.stanza.clone();
     copy.append(xml('delay', { xmlns: NS.delay, from: host.domain, stamp: new Date().toISOString() }, 'Offline storage'));
+    // Not stored means not delivered: the sender is told, so nothing is lost without a word.
     host.storage.storeOffline(username, copy.toString()).catch((err: Error) => {
-      host.log.error({ err: err.message, user: username }, 'offline store failed');
+      host.log.debug({ err: err.message, user: username }, 'offline store failed');
+      host.bounce(e, 'resource-constraint', (err as { code?: string }).code === 'SQLITE_FULL'
+        ? 'the server\'s disk is full: your message to an offline contact could not be stored; send it again later'
+        : 'the server could not store your message for an offline contact; send it again later', { wait: false });
     });
     return true;
   });

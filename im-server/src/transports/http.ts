@@ -22,7 +22,11 @@ class WsTransport implements Transport {
   }
 }
 
-export interface HttpState { accepting(): boolean }
+export interface HttpState {
+  accepting(): boolean;
+  /** Why storage cannot commit right now (e.g. the disk is full), or undefined. */
+  storageProblem(): string | undefined;
+}
 
 export function startHttp(host: Host, streams: Streams, state: HttpState): Server {
   const trusted = new Set(host.config.websocket.trustedProxies);
@@ -36,9 +40,14 @@ export function startHttp(host: Host, streams: Streams, state: HttpState): Serve
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/health') {
-      const ok = state.accepting();
+      // Logins still work while storage fails, but nothing new can be stored: monitoring must see it.
+      const storage = state.storageProblem();
+      const ok = state.accepting() && !storage;
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', domain: host.domain, connections: streams.size, sessions: host.router.count() }));
+      res.end(JSON.stringify({
+        status: ok ? 'ok' : storage ? 'storage-failing' : 'unavailable', ...(storage ? { storage } : {}),
+        domain: host.domain, connections: streams.size, sessions: host.router.count(),
+      }));
       return;
     }
     if (path === '/metrics') {
