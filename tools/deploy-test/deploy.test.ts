@@ -38,24 +38,9 @@ async function startProbeListener(): Promise<void> {
 }
 
 async function up(label: string): Promise<void> {
-  const events = join(project.dir, `events-${label.replace(/\W+/g, "-")}.jsonl`);
-  const r = await project.pulumi(["up", "--yes", "--skip-preview", "--event-log", events]);
+  const r = await project.pulumi(["up", "--yes", "--skip-preview"]);
   if (r.code !== 0) throw new Error(`pulumi up (${label}) failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`);
-  console.error(`    pulumi up (${label}) done at ${elapsed()}; slowest steps: ${slowestSteps(events)}`);
-}
-
-/** Where a deploy spends its time, from the engine's event log (whole seconds). */
-function slowestSteps(eventLog: string, n = 5): string {
-  const started = new Map<string, number>();
-  const took: Array<[string, number]> = [];
-  for (const line of readFileSync(eventLog, "utf8").split("\n")) {
-    if (!line) continue;
-    const e = JSON.parse(line) as { timestamp: number; resourcePreEvent?: { metadata: { urn: string } }; resOutputsEvent?: { metadata: { urn: string } } };
-    if (e.resourcePreEvent) started.set(e.resourcePreEvent.metadata.urn, e.timestamp);
-    const done = e.resOutputsEvent?.metadata.urn;
-    if (done && started.has(done)) took.push([done.split("::").at(-1)!, e.timestamp - started.get(done)!]);
-  }
-  return took.sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, s]) => `${name} ${s} s`).join(", ") || "none";
+  console.error(`    pulumi up (${label}) done at ${elapsed()}`);
 }
 
 async function changeSummary(): Promise<Record<string, number>> {
