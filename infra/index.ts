@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "./config-load";
 import { buildSite } from "./site";
+import { srvRecords } from "./render/compose";
 
 const { site, secrets } = loadConfig();
 const built = buildSite(site, secrets, { stack: pulumi.getStack() });
@@ -11,3 +12,5 @@ export const domain = site.domain;
 export const caCertificate = built.tls.caCert;
 export const pis = built.pis;
 export const endpoints = built.endpoints;
+/** Records for the site's DNS zone, so clients find the XMPP ports (STARTTLS, and direct TLS when on). */
+export const dnsSrv = srvRecords(site.domain, site.ports);

@@ -167,7 +167,10 @@ export function buildSite(site: SiteConfig, secrets: Secrets, opts: BuildOptions
       services: cluster.services,
       backupSchedule: backups?.schedule ?? "disabled",
     };
-    endpoints[pi.name] = { https: `https://${pi.host}${site.ports.https === 443 ? "" : `:${site.ports.https}`}/`, xmpp: `${pi.host}:${site.ports.xmpp}` };
+    endpoints[pi.name] = {
+      https: `https://${pi.host}${site.ports.https === 443 ? "" : `:${site.ports.https}`}/`, xmpp: `${pi.host}:${site.ports.xmpp}`,
+      ...(site.ports.xmppDirectTls === undefined ? {} : { xmppDirectTls: `${pi.host}:${site.ports.xmppDirectTls}` }),
+    };
   });
   return { tls, components, pis: out, endpoints };
 }
