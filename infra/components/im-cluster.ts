@@ -6,7 +6,7 @@ import { remote } from "@pulumi/command";
 import { nodePorts, renderCompose, srvRecords, ComposeOptions, UPLOAD_MAX_BYTES, uploadBodyLimit } from "../render/compose";
 import { renderNginxConf } from "../render/nginx";
 import {
-  CLUSTER_DIR, TLS_DIR, renderClusterDeploy, renderClusterUndo, renderImageLoad, renderImagePull, renderImageRemove,
+  ADMIN_COMMAND, CLUSTER_DIR, TLS_DIR, renderClusterDeploy, renderClusterUndo, renderImageLoad, renderImagePull, renderImageRemove,
 } from "../render/cluster";
 import { Connection, childOpts, remoteStep } from "./step";
 
@@ -117,7 +117,10 @@ export class ImCluster extends pulumi.ComponentResource {
       `${pi}-cluster`,
       {
         connection,
-        script: renderClusterDeploy({ compose: this.composeFile, nginxConf: this.nginxConf, services, healthTimeout: args.healthTimeout ?? 300 }),
+        script: renderClusterDeploy({
+          compose: this.composeFile, nginxConf: this.nginxConf, services, healthTimeout: args.healthTimeout ?? 300,
+          domain: args.domain, adminService: ports[0]!.name,
+        }),
         undo: renderClusterUndo(),
         triggers: imageIds,
       },
@@ -127,6 +130,7 @@ export class ImCluster extends pulumi.ComponentResource {
     this.registerOutputs({
       services: this.services,
       composeProject: `${CLUSTER_DIR}/docker-compose.yml`,
+      adminCommand: `sudo ${ADMIN_COMMAND} invite`,
       images: Object.fromEntries(Object.entries(args.images).map(([k, v]) => [k, "tarball" in v ? `shipped ${path.basename(v.tarball)} -> ${v.name}` : `pulled ${v.ref}`])),
       endpoints: {
         https: `https://${args.domain}${args.ports.https === 443 ? "" : `:${args.ports.https}`}/`,

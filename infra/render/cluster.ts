@@ -1,11 +1,13 @@
 // Scripts that run the IM cluster on a Pi: a compose wrapper that works with Compose v2
-// (`docker compose`) or Debian's docker-compose 1.29, image loading (shipped tarball or registry
-// pull), the deploy (files + `up -d` + wait until healthy) and its undo, and TLS file install.
+// (`docker compose`) or Debian's docker-compose 1.29, the admin command (accounts, invites), image
+// loading (shipped tarball or registry pull), the deploy (files + `up -d` + wait until healthy)
+// and its undo, and TLS file install.
 import { PRELUDE, q, writeFile } from "./shell";
 
 export const CLUSTER_DIR = "/etc/pi-im/cluster";
 export const TLS_DIR = "/etc/pi-im/tls";
 export const COMPOSE_WRAPPER = "/usr/local/sbin/pi-im-compose";
+export const ADMIN_COMMAND = "/usr/local/sbin/pi-im-admin";
 export const PROJECT = "pi-im";
 
 export function renderComposeWrapper(dir = CLUSTER_DIR, project = PROJECT): string {
@@ -22,6 +24,20 @@ elif command -v docker-compose >/dev/null 2>&1; then
 fi
 echo "pi-im-compose: neither 'docker compose' nor 'docker-compose' is installed" >&2
 exit 127
+`;
+}
+
+/** pi-im-admin on the Pi: the server's admin command (im-server/src/admin.ts) run in a node
+ * container on the site's database, e.g. `sudo pi-im-admin invite --uses 20`. */
+export function renderAdminCommand(domain: string, service: string): string {
+  return `#!/bin/bash
+# pi-im-admin: accounts and invites of ${domain}. Rendered by pi-im (infra/render/cluster.ts).
+#   sudo pi-im-admin invite [--ttl-hours 168] [--uses N | --unlimited]   a token and its xmpp: link
+#   sudo pi-im-admin invites | revoke-invite TOKEN
+#   sudo pi-im-admin users | deluser NAME
+#   sudo pi-im-admin adduser NAME --password-stdin   (or passwd NAME --password-stdin)
+set -euo pipefail
+exec ${COMPOSE_WRAPPER} exec -T ${q(service)} node /app/dist/admin.js --data-dir /data --domain ${q(domain)} "$@"
 `;
 }
 
@@ -51,6 +67,9 @@ if docker image inspect ${q(image)} >/dev/null 2>&1; then docker image rm ${q(im
 
 export interface ClusterDeployOptions {
   compose: string;
+  /** The site's XMPP domain and the node the admin command runs in. */
+  domain: string;
+  adminService: string;
   nginxConf: string;
   services: string[];
   /** Seconds to wait for every container to report healthy. */
@@ -62,6 +81,7 @@ export function renderClusterDeploy(o: ClusterDeployOptions): string {
 # pi-im cluster deploy, rendered by infra/render/cluster.ts.
 ${PRELUDE}
 ${writeFile(COMPOSE_WRAPPER, renderComposeWrapper(), "0755")} || true
+${writeFile(ADMIN_COMMAND, renderAdminCommand(o.domain, o.adminService), "0755")} || true
 ${writeFile(`${CLUSTER_DIR}/docker-compose.yml`, o.compose)} || true
 ${writeFile(`${CLUSTER_DIR}/nginx.conf`, o.nginxConf)} || true
 ${COMPOSE_WRAPPER} config -q
@@ -90,7 +110,7 @@ export function renderClusterUndo(): string {
 if [ -x ${COMPOSE_WRAPPER} ] && [ -f ${CLUSTER_DIR}/docker-compose.yml ]; then
   ${COMPOSE_WRAPPER} down --remove-orphans --timeout 30
 fi
-rm -f ${CLUSTER_DIR}/docker-compose.yml ${CLUSTER_DIR}/nginx.conf ${COMPOSE_WRAPPER}
+rm -f ${CLUSTER_DIR}/docker-compose.yml ${CLUSTER_DIR}/nginx.conf ${COMPOSE_WRAPPER} ${ADMIN_COMMAND}
 rmdir ${CLUSTER_DIR} 2>/dev/null || true
 log "cluster removed (the data on /mnt/storage is kept)"
 `;

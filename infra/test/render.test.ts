@@ -13,7 +13,7 @@ import { renderNetworkScript, renderNetworkUndo, renderNmKeyfile, renderIfupdown
 import { renderFirewallScript, renderFirewallUndo, firewallRules, FirewallOptions } from "../render/firewall";
 import { renderFstabLine, renderStorageScript, renderStorageUndo } from "../render/storage";
 import {
-  renderClusterDeploy, renderClusterUndo, renderComposeWrapper, renderImageLoad, renderImagePull, renderImageRemove, renderTlsInstall, renderTlsUndo,
+  renderAdminCommand, renderClusterDeploy, renderClusterUndo, renderComposeWrapper, renderImageLoad, renderImagePull, renderImageRemove, renderTlsInstall, renderTlsUndo,
 } from "../render/cluster";
 import { pemBlocks, renderCaScript, renderLeafScript } from "../render/tls";
 import { asRoot, stampedScripts } from "../components/step";
@@ -125,7 +125,8 @@ test("every rendered script passes shellcheck", (t) => {
     "firewall-undo": renderFirewallUndo(),
     storage: renderStorageScript({ disk: { label: "pi-im-data" }, mountPoint: "/mnt/storage", fsType: "ext4", format: true, formatLabel: "pi-im-data", dirs: [{ path: "im_data", owner: "1000:1000", mode: "0750" }] }),
     "storage-undo": renderStorageUndo("/mnt/storage"),
-    "cluster-deploy": renderClusterDeploy({ compose: renderCompose(compose), nginxConf: "x", services: ["node1", "nginx"], healthTimeout: 60 }),
+    "cluster-deploy": renderClusterDeploy({ compose: renderCompose(compose), nginxConf: "x", services: ["node1", "nginx"], healthTimeout: 60, domain: "chat.office.lan", adminService: "node1" }),
+    "admin-command": renderAdminCommand("chat.office.lan", "node1"),
     "cluster-undo": renderClusterUndo(),
     "compose-wrapper": renderComposeWrapper(),
     "image-load": renderImageLoad("/var/lib/pi-im/incoming/server.tar.gz", "pi-im/im-server:latest"),

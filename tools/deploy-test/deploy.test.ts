@@ -136,6 +136,13 @@ test("5. users register and chat through 5222 (STARTTLS), 5223 (direct TLS) and 
   t.is(r.upload!.getStatus, 200);
   t.true(r.upload!.same, "the downloaded file has the uploaded bytes");
   t.is(r.upload!.contentType, "image/jpeg");
+
+  // The admin's way in on a site whose registration is by invite: pi-im-admin on the Pi.
+  await onBoard(`for u in adm-alice adm-bob; do printf '%s\\n' admin-made-pw | sudo pi-im-admin adduser "$u" --password-stdin; done`);
+  t.regex(await onBoard("sudo pi-im-admin users"), /^adm-alice$/m);
+  t.regex(await onBoard("sudo pi-im-admin invite --uses 5"), new RegExp(`^xmpp:${DOMAIN.replace(".", "\\.")}\\?register;preauth=[\\w-]{20,}$`, "m"));
+  const admin = await chat({ domain: DOMAIN, xmppPort: front.xmpp, httpsPort: front.https, ca, prefix: "adm", loginOnly: true, password: "admin-made-pw" });
+  t.is(admin.gotByBob.body, "hello over STARTTLS", "accounts made with pi-im-admin log in and chat");
 });
 
 test("5b. 50 users chat on the emulated Pi within the thresholds (load-tests/ci/pi-50-users.thresholds)", async (t) => {
@@ -210,6 +217,7 @@ test("9. pulumi destroy leaves no containers, compose project, cron line, ufw ru
   t.is((await onBoard("sudo docker ps -aq --filter label=com.docker.compose.project=pi-im")).trim(), "");
   t.is((await onBoard("sudo docker ps -aq")).trim(), "", "no containers at all");
   t.is((await onBoard("test -e /etc/cron.d/pi-im-backup && echo present || echo gone")).trim(), "gone");
+  t.is((await onBoard("ls /usr/local/sbin/pi-im-compose /usr/local/sbin/pi-im-admin 2>/dev/null || true")).trim(), "", "the cluster's commands are removed");
   t.notRegex(await onBoard("sudo ufw status"), /pi-im/);
   t.is((await onBoard("findmnt -n /mnt/storage || true")).trim(), "");
   t.notRegex(await onBoard("cat /etc/fstab"), /\/mnt\/storage/);
