@@ -5,6 +5,9 @@
 //   reboot                             reboot the guest and wait for SSH again
 //   stop                               power off (kills QEMU if it does not go down in 60 s)
 //   status                             print the state JSON of the running board
+//   relay                              relays with a real backlog in front of XMPP, direct TLS, HTTP
+//                                      and HTTPS, until Ctrl-C (QEMU's forwards drop connection bursts;
+//                                      point load tests at these ports)
 // State dir: PI_IM_QEMU_STATE_DIR or $PI_IM_CACHE/qemu-pi/run/default (state.json, console.log).
 import { spawnSync } from "node:child_process";
 import {
@@ -18,6 +21,7 @@ import {
   stopBoard,
   waitForSsh,
 } from "./board.ts";
+import { relayClientPorts } from "./relay.ts";
 
 const [command, ...rest] = process.argv.slice(2);
 const secs = (ms: number) => (ms / 1000).toFixed(1);
@@ -64,8 +68,18 @@ async function main(): Promise<number> {
       console.log(JSON.stringify(state, null, 2));
       return 0;
     }
+    case "relay": {
+      const state = runningBoard();
+      const front = await relayClientPorts(state);
+      console.log(JSON.stringify({ xmpp: front.xmpp, xmpps: front.xmpps, http: front.http, https: front.https }));
+      console.error(`relays up (Ctrl-C stops them): xmpp ${front.xmpp}, direct TLS ${front.xmpps}, http ${front.http}, https ${front.https}`);
+      await new Promise<void>((resolve) => process.once("SIGINT", resolve));
+      console.error(`${front.redials()} connection(s) were dialled again after QEMU dropped their SYN`);
+      await front.close();
+      return 0;
+    }
     default:
-      console.error("usage: cli.ts start [--keep-disks] [--no-wait] | wait | ssh [command...] | reboot | stop | status");
+      console.error("usage: cli.ts start [--keep-disks] [--no-wait] | wait | ssh [command...] | reboot | stop | status | relay");
       return 2;
   }
 }
