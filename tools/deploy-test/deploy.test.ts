@@ -137,9 +137,9 @@ test("5. users register and chat through 5222 (STARTTLS), 5223 (direct TLS) and 
   t.true(r.upload!.same, "the downloaded file has the uploaded bytes");
   t.is(r.upload!.contentType, "image/jpeg");
 
-  // The admin's way in on a site whose registration is by invite: pi-im-admin on the Pi.
+  // The admin's way in on a site whose registration is by invite: pi-im-admin on the Pi (each run
+  // is a container exec, 10-20 s on the emulated board, so only what a login cannot prove).
   await onBoard(`for u in adm-alice adm-bob; do printf '%s\\n' admin-made-pw | sudo pi-im-admin adduser "$u" --password-stdin; done`);
-  t.regex(await onBoard("sudo pi-im-admin users"), /^adm-alice$/m);
   t.regex(await onBoard("sudo pi-im-admin invite --uses 5"), new RegExp(`^xmpp:${DOMAIN.replace(".", "\\.")}\\?register;preauth=[\\w-]{20,}$`, "m"));
   const admin = await chat({ domain: DOMAIN, xmppPort: front.xmpp, httpsPort: front.https, ca, prefix: "adm", loginOnly: true, password: "admin-made-pw" });
   t.is(admin.gotByBob.body, "hello over STARTTLS", "accounts made with pi-im-admin log in and chat");
