@@ -2,15 +2,17 @@
 // by tests that want the server in-process (they still talk to it over sockets only).
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config.js';
 import { Host } from './core/host.js';
 import { createMetrics } from './core/metrics.js';
 import { makeAccount } from './core/sasl.js';
 import { Streams } from './core/streams.js';
-import { ensureCertificate, secureContext, tlsOptions } from './core/tls.js';
+import { ensureCertificate, tlsOptions } from './core/tls.js';
 import { loadModules } from './modules/index.js';
 import { SqliteStorage } from './storage/sqlite.js';
+import { isDiskFull } from './storage/types.js';
 import { startHttp } from './transports/http.js';
 import { startTcp } from './transports/tcp.js';
 import { readFileSync } from 'node:fs';
@@ -60,9 +62,10 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
   if (tlsFiles.generated) log.warn({ cert: tlsFiles.cert }, 'made a self-signed certificate; clients will ask to trust it');
   const streams = new Streams(host);
   let accepting = false;
-  const context = secureContext(tlsFiles);
+  const tlsOpts = tlsOptions(tlsFiles);
+  const context = createSecureContext(tlsOpts);
   const tcp = startTcp(host, streams, context);
-  const directTls = config.c2sDirectTlsPort === undefined ? undefined : startTcp(host, streams, context, { directTls: tlsOptions(tlsFiles) });
+  const directTls = config.c2sDirectTlsPort === undefined ? undefined : startTcp(host, streams, context, { directTls: tlsOpts });
   const http = startHttp(host, streams, { accepting: () => accepting, storageProblem: () => storageProblem });
   await Promise.all([
     new Promise<void>((res, rej) => { tcp.once('error', rej); tcp.listen(config.c2sPort, config.c2sHost, () => res()); }),
@@ -98,7 +101,7 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
 /** What an admin reads when a commit fails: the cause, and what to do about it. */
 export function storageFailure(err: Error, dataDir: string): string {
   const code = (err as { code?: string }).code;
-  if (code === 'SQLITE_FULL') return `the disk holding ${resolve(dataDir)} is full: free space there (old uploads, backups, logs); storing resumes by itself`;
+  if (isDiskFull(err)) return `the disk holding ${resolve(dataDir)} is full: free space there (old uploads, backups, logs); storing resumes by itself`;
   if (code?.startsWith('SQLITE_IOERR')) return `the disk holding ${resolve(dataDir)} fails to write (${code}): check it (dmesg, SMART) and restore from the last backup if it is dying`;
   if (code === 'SQLITE_READONLY') return `${resolve(dataDir)} became read-only (${code}): the file system was remounted read-only after an error; check the disk`;
   return `${code ?? 'error'}: ${err.message}`;

@@ -30,20 +30,19 @@ export interface NginxOptions {
 export function renderNginxConf(o: NginxOptions): string {
   if (o.upstreams.length === 0) throw new Error("renderNginxConf: at least one upstream node is needed");
   const http = o.upstreams.map((u) => `    server ${u.host}:${u.httpPort} max_fails=3 fail_timeout=10s;`).join("\n");
-  const c2s = o.upstreams.map((u) => `    server ${u.host}:${u.c2sPort} max_fails=3 fail_timeout=10s;`).join("\n");
   const v6 = (listen: string) => (o.ipv6 === false ? "" : `\n    listen [::]:${listen};`);
   const tlsPort = o.ports.xmppDirectTls;
   if (tlsPort !== undefined && o.upstreams.some((u) => u.c2sDirectTlsPort === undefined)) throw new Error("renderNginxConf: ports.xmppDirectTls needs every upstream's c2sDirectTlsPort");
-  // Direct TLS (XEP-0368) passes through like 5222: the node holds the certificate and does the handshake.
-  const directTls = tlsPort === undefined ? "" : `
-  upstream im_c2s_tls {
+  // A TCP passthrough from a public port to every node's port of that kind (least connections).
+  const passthrough = (name: string, port: number, nodePort: (u: NginxUpstream) => number | undefined) => `
+  upstream ${name} {
     least_conn;
-${o.upstreams.map((u) => `    server ${u.host}:${u.c2sDirectTlsPort} max_fails=3 fail_timeout=10s;`).join("\n")}
+${o.upstreams.map((u) => `    server ${u.host}:${nodePort(u)} max_fails=3 fail_timeout=10s;`).join("\n")}
   }
 
   server {
-    listen ${tlsPort};${v6(`${tlsPort}`)}
-    proxy_pass im_c2s_tls;
+    listen ${port};${v6(`${port}`)}
+    proxy_pass ${name};
     proxy_connect_timeout 5s;
     proxy_timeout 1h;
   }
@@ -133,18 +132,8 @@ ${proxyHeaders}
 }
 
 stream {
-  # XMPP c2s: a plain TCP passthrough, so STARTTLS is negotiated with the IM node end to end.
-  upstream im_c2s {
-    least_conn;
-${c2s}
-  }
-
-  server {
-    listen ${o.ports.xmpp};${v6(`${o.ports.xmpp}`)}
-    proxy_pass im_c2s;
-    proxy_connect_timeout 5s;
-    proxy_timeout 1h;
-  }
-${directTls}}
+  # XMPP c2s: a plain TCP passthrough, so STARTTLS is negotiated with the IM node end to end.${passthrough("im_c2s", o.ports.xmpp, (u) => u.c2sPort)}${
+  // Direct TLS (XEP-0368) passes through the same way: the node holds the certificate and does the handshake.
+  tlsPort === undefined ? "" : passthrough("im_c2s_tls", tlsPort, (u) => u.c2sDirectTlsPort)}}
 `;
 }

@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startBoard, stopBoard, type BoardState } from "../qemu-pi/board.ts";
-import { relayClientPorts } from "../qemu-pi/relay.ts";
+import { type ClientRelays, relayClientPorts } from "../qemu-pi/relay.ts";
 import { Project, repoRoot } from "./project.ts";
 
 const DOMAIN = "pi-im.test";
@@ -28,7 +28,7 @@ function load(args: string[]): Promise<number> {
 }
 
 let board: BoardState | undefined;
-let front: Awaited<ReturnType<typeof relayClientPorts>> | undefined;
+let front: ClientRelays | undefined;
 // Ctrl-C during the deploy or the search: the board is throw-away, so stop it rather than leave
 // an emulator running (the load runner removes its own accounts on its first Ctrl-C).
 process.on("SIGINT", () => {

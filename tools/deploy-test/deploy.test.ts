@@ -7,14 +7,14 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BoardState, rebootBoard, sshExec, startBoard, stopBoard } from "../qemu-pi/board.ts";
-import { relayClientPorts } from "../qemu-pi/relay.ts";
+import { type ClientRelays, relayClientPorts } from "../qemu-pi/relay.ts";
 import { chat, httpsGet, probe } from "./checks.ts";
 import { Project, repoRoot } from "./project.ts";
 
 const PROBE_PORT = 8080; // forwarded, but not declared: must stay closed until config opens it
 const DOMAIN = "pi-im.test";
 let board: BoardState;
-let front: Awaited<ReturnType<typeof relayClientPorts>>;
+let front: ClientRelays;
 let project: Project;
 let ca = "";
 const t0 = Date.now();

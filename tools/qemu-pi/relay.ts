@@ -91,10 +91,10 @@ export async function relay(targetPort: number, opts: RelayOptions = {}): Promis
   };
 }
 
+export interface ClientRelays { xmpp: number; xmpps: number; http: number; https: number; redials(): number; close(): Promise<void> }
+
 /** Relays for the board's client-facing forwards (XMPP, direct TLS, HTTP, HTTPS); SSH stays direct. */
-export async function relayClientPorts(board: { xmpp: number; xmpps: number; http: number; https: number }): Promise<{
-  xmpp: number; xmpps: number; http: number; https: number; redials(): number; close(): Promise<void>;
-}> {
+export async function relayClientPorts(board: { xmpp: number; xmpps: number; http: number; https: number }): Promise<ClientRelays> {
   const relays = await Promise.all([relay(board.xmpp), relay(board.xmpps), relay(board.http), relay(board.https)]);
   const [xmpp, xmpps, http, https] = relays;
   return {

@@ -2,7 +2,7 @@
 // on first start and kept in the data directory.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
+import type { SecureContextOptions } from 'node:tls';
 import selfsigned from 'selfsigned';
 
 export interface TlsFiles { cert: string; key: string; generated: boolean }
@@ -33,8 +33,4 @@ export function ensureCertificate(dataDir: string, domain: string, cert?: string
 
 export function tlsOptions(files: TlsFiles): SecureContextOptions {
   return { cert: readFileSync(files.cert), key: readFileSync(files.key), minVersion: 'TLSv1.2' };
-}
-
-export function secureContext(files: TlsFiles): SecureContext {
-  return createSecureContext(tlsOptions(files));
 }

@@ -8,6 +8,7 @@
 import type { Host, SessionEvent, StanzaEvent } from '../core/host.js';
 import { NS } from '../core/stanza.js';
 import { xml } from '../core/xml.js';
+import { isDiskFull } from '../storage/types.js';
 
 export default function offline(host: Host): void {
   host.features.add('msgoffline');
@@ -26,7 +27,7 @@ export default function offline(host: Host): void {
     // Not stored means not delivered: the sender is told, so nothing is lost without a word.
     host.storage.storeOffline(username, copy.toString()).catch((err: Error) => {
       host.log.debug({ err: err.message, user: username }, 'offline store failed');
-      host.bounce(e, 'resource-constraint', (err as { code?: string }).code === 'SQLITE_FULL'
+      host.bounce(e, 'resource-constraint', isDiskFull(err)
         ? 'the server\'s disk is full: your message to an offline contact could not be stored; send it again later'
         : 'the server could not store your message for an offline contact; send it again later', { wait: false });
     });

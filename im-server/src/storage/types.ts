@@ -108,3 +108,8 @@ export interface Storage {
   flush(): void;
   close(): void;
 }
+
+/** A failed write because the disk under the storage has no room left (SQLite: SQLITE_FULL). */
+export function isDiskFull(err: unknown): boolean {
+  return (err as { code?: string } | undefined)?.code === 'SQLITE_FULL';
+}
