@@ -49,9 +49,14 @@ export const ConfigSchema = z.object({
     maxConnectionsPerAddress: z.number().int().positive().default(100),
     /** Addresses the per-address connection limit does not apply to. */
     connectionLimitExempt: z.array(z.string()).default(LOOPBACK),
+    /** Failed logins against one account (from any addresses) after which addresses that never
+     * logged in to it wait 1 s per attempt. Never a lockout: the right password always works. */
     authFailuresPerAccount: z.number().int().positive().default(5),
+    /** Failed logins from one address (IPv6: one /64) after which it is banned for authLockoutSeconds;
+     * before that, each failure delays its next attempt (0, 0, 1, 2, 4 ... 15 s). */
     authFailuresPerAddress: z.number().int().positive().default(20),
-    authLockoutSeconds: z.number().positive().default(60),
+    /** How long an address is banned; also how long a failure counts after the address's last one. */
+    authLockoutSeconds: z.number().positive().default(600),
     authTimeoutSeconds: z.number().positive().default(30),
     idleSeconds: z.number().positive().default(300),
     pingTimeoutSeconds: z.number().positive().default(60),

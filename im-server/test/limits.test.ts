@@ -3,7 +3,7 @@
 import test from 'ava';
 import { xml } from '@xmpp/client';
 import { WebSocket } from 'ws';
-import { connect, makeClient, raw, rawLogin, rawScramSha256, rawSecure, startServer, stopClient, streamHeader, uniq, waitFor, type TestServer } from './helpers.js';
+import { connect, raw, rawLogin, rawScramSha256, rawSecure, startServer, stopClient, streamHeader, uniq, waitFor, type TestServer } from './helpers.js';
 
 let server: TestServer;
 const limits = {
@@ -121,25 +121,7 @@ test('SCRAM-SHA-256 and PLAIN (over TLS) log in; the server signature verifies',
   await p.until('<success');
 });
 
-test('repeated wrong passwords are throttled per account and per address', async (t) => {
-  await withServer(async (s) => {
-    const u1 = uniq('vic'), u2 = uniq('wes'), u3 = uniq('xan');
-    for (const u of [u1, u2, u3]) await stopClient(await connect(s, { username: u, password: 'right', register: true }));
-    const attempt = async (u: string, pw: string): Promise<string> => {
-      const c = makeClient(s, { username: u, password: pw });
-      const r = await c.start().then(() => 'ok', (e: { condition?: string }) => e.condition ?? String(e));
-      await stopClient(c);
-      return r;
-    };
-    for (let i = 0; i < 3; i++) t.is(await attempt(u1, 'wrong'), 'not-authorized');
-    t.is(await attempt(u1, 'right'), 'temporary-auth-failure', 'account locked even with the right password');
-    t.is(await attempt(u2, 'right'), 'ok', 'other accounts unaffected');
-    for (let i = 0; i < 3; i++) t.is(await attempt(u2, 'wrong' + i), 'not-authorized');
-    t.is(await attempt(u3, 'right'), 'temporary-auth-failure', 'address locked after 6 failures');
-    const res = await fetch(`http://127.0.0.1:${s.httpPort}/metrics`);
-    t.regex(await res.text(), /pi_im_auth_failures_total \d+/);
-  });
-});
+// Failed logins (growing delay, ban per address, never a lockout of an account): test/auth-throttle.test.ts.
 
 test('too many connections from one address: the extra one is refused', async (t) => {
   await withServer(async (s) => {

@@ -62,6 +62,11 @@ export class ScramServer {
 
   constructor(private readonly hash: Hash, private readonly ctx: SaslContext) {}
 
+  /** The (prepared) username of the client-first message, once it was read. */
+  get user(): string | undefined {
+    return this.username || undefined;
+  }
+
   step(message: string): SaslStep {
     if (this.state === 'first') return this.first(message);
     if (this.state === 'final') return this.final(message);
