@@ -71,7 +71,7 @@ export default function blocking(host: Host): void {
       if (type === 'error' || (kind === 'iq' && type === 'result') || (kind === 'presence' && type === 'unavailable')) return true;
       origin.send(blockedError(stanza));
       return true;
-    }, 100);
+    }, 'policy');
   }
 
   // ---- stanzas to a user from a JID the user blocked (or from a user to a JID it blocked,
@@ -85,14 +85,20 @@ export default function blocking(host: Host): void {
     host.bounce(e, 'service-unavailable');
     return true;
   }
-  for (const kind of ['message', 'presence', 'iq']) for (const target of ['bare', 'full']) host.hooks.on<StanzaEvent>(`${kind}/${target}`, inbound, 100);
-  // IQ requests to a bare JID are dispatched by payload before iq/bare: catch a local sender here.
-  host.hooks.on<StanzaEvent>('out/iq', (e) => {
-    const type = e.stanza.attrs.type;
-    if ((type !== 'get' && type !== 'set') || !e.to.local || e.to.resource || !host.isLocal(e.to) || !blocks(e.to.local, e.from)) return false;
-    host.bounce(e, 'service-unavailable');
-    return true;
-  }, 99);
+  for (const kind of ['message', 'presence', 'iq']) for (const target of ['bare', 'full']) host.hooks.on<StanzaEvent>(`${kind}/${target}`, inbound, 'policy');
+  // A local sender's message or IQ request to a user who blocked it is refused before anything
+  // else sees it (the policy phase of out/*): no copy lands in the sender's archive or carbons.
+  // IQ requests to a bare JID are also dispatched by payload before iq/bare, so they need this too.
+  for (const kind of ['message', 'iq']) {
+    host.hooks.on<StanzaEvent>(`out/${kind}`, (e) => {
+      const type = e.stanza.attrs.type;
+      if (!e.to.local || !host.isLocal(e.to) || !blocks(e.to.local, e.from)) return false;
+      if (kind === 'iq' && (type !== 'get' && type !== 'set')) return false; // results and errors: as before, by inbound()
+      if (type === 'error') return true;
+      host.bounce(e, 'service-unavailable');
+      return true;
+    }, 'policy');
+  }
 
   // ---- the protocol ----
   const own = (e: StanzaEvent): boolean => !!e.origin && e.from.bare === e.to.bare;

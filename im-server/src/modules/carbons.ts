@@ -12,8 +12,6 @@ const NS_CARBONS = 'urn:xmpp:carbons:2';
 const NS_FORWARD = 'urn:xmpp:forward:0';
 const NS_HINTS = 'urn:xmpp:hints';
 const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
-// Below mam (100), so copies carry the stanza-id; above message.ts (0), which delivers.
-const PRIORITY = 50;
 
 function eligible(stanza: Element): boolean {
   const type = stanza.attrs.type ?? 'normal';
@@ -62,7 +60,7 @@ export default function carbons(host: Host): void {
     if (!origin || !eligible(stanza) || skipCopies(stanza) || e.to.bare === e.from.bare) return false;
     send('sent', stanza, e.from.bare, [origin]);
     return false;
-  }, PRIORITY);
+  }, 'copy'); // after archive (copies carry the stanza-id), before delivery
 
   const incoming = (e: StanzaEvent): boolean => {
     const { stanza } = e;
@@ -76,8 +74,8 @@ export default function carbons(host: Host): void {
     if (targets.length > 0) send('received', stanza, e.to.bare, targets);
     return false;
   };
-  host.hooks.on<StanzaEvent>('message/bare', incoming, PRIORITY);
-  host.hooks.on<StanzaEvent>('message/full', incoming, PRIORITY);
+  host.hooks.on<StanzaEvent>('message/bare', incoming, 'copy');
+  host.hooks.on<StanzaEvent>('message/full', incoming, 'copy');
 
   function send(direction: 'sent' | 'received', stanza: Element, bare: string, skip: readonly Session[]): void {
     let inner: Element | undefined;

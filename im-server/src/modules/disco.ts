@@ -43,6 +43,7 @@ export default function disco(host: Host): void {
   });
   host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoItems}:query`, (e) => {
     if (!host.accountExists(e.to.local) || !mayKnow(e)) return false;
+    if (e.stanza.firstElement()!.attrs.node) return false; // a node's items: its module's (PEP)
     const query = xml('query', { xmlns: NS.discoItems });
     host.hooks.fire('disco/account-items', { event: e, query }); // e.g. the PEP nodes this requester may see
     host.reply(e, iqResult(e.stanza, query));

@@ -17,8 +17,6 @@ export const NS_SID = 'urn:xmpp:sid:0';
 const NS_HINTS = 'urn:xmpp:hints';
 const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 const HOUR = 3600_000;
-// Above message.ts (0) and carbons (50): the id is on the stanza before it is delivered or copied.
-const PRIORITY = 100;
 
 export interface MucMessageEvent { room: string; stanza: Element; occupant: string }
 export interface MucMamQueryEvent { event: StanzaEvent; room: string; allowed: boolean }
@@ -58,7 +56,7 @@ export default function mam(host: Host): void {
     if (!shouldArchive(host, store, from.local, to.bare)) return false;
     store.append(from.bare, to.full, to.bare, serialise(stanza, (c) => c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === from.bare));
     return false;
-  }, PRIORITY);
+  }, 'archive');
 
   // Incoming: into the recipient's archive, with the UID on the stanza delivered or stored offline.
   const incoming = (e: StanzaEvent): boolean => {
@@ -74,8 +72,8 @@ export default function mam(host: Host): void {
   };
   const isArchivedCopy = (stanza: Element, owner: string): boolean => stanza.children.some((c) => typeof c !== 'string'
     && c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === owner && store.seqOf(owner, c.attrs.id ?? '') !== undefined);
-  host.hooks.on<StanzaEvent>('message/bare', incoming, PRIORITY);
-  host.hooks.on<StanzaEvent>('message/full', incoming, PRIORITY);
+  host.hooks.on<StanzaEvent>('message/bare', incoming, 'archive');
+  host.hooks.on<StanzaEvent>('message/full', incoming, 'archive');
 
   // Queries, the form, metadata: only the owner reads a user archive.
   const ownArchive = (e: StanzaEvent, what: () => void): boolean => {

@@ -100,7 +100,7 @@ export function startCaps(host: Host, store: PepStore): Caps {
     pending.set(key, new Set([session]));
     ask(key, session, c.attrs.node, algo, c.attrs.ver);
     return false;
-  }, 10);
+  }, 'observe');
 
   host.hooks.on<StanzaEvent>('iq/host', (e) => {
     const id = e.stanza.attrs.id ?? '';

@@ -272,7 +272,7 @@ export default function pep(host: Host): void {
       xml('x', { xmlns: NS_DATA, type: 'result' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, 'http://jabber.org/protocol/pubsub#meta-data')),
         xml('field', { var: 'pubsub#access_model' }, xml('value', {}, config.accessModel))))));
     return true;
-  }, 10);
+  });
   host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoItems}:query`, (e) => {
     const node = e.stanza.firstElement()!.attrs.node;
     if (!node || !host.accountExists(e.to.local)) return false;
@@ -282,7 +282,7 @@ export default function pep(host: Host): void {
     for (const it of store.latest(e.to.local, node, keep(config))) q.append(xml('item', { jid: e.to.bare, name: it.id }));
     host.reply(e, iqResult(e.stanza, q));
     return true;
-  }, 10);
+  });
 
   // ---- the last item to a session that (newly) shows +notify interest ----
   caps.onFeatures((session, features) => {
