@@ -1,7 +1,7 @@
-// One client-to-server XML stream (RFC 6120), on TCP or WebSocket (RFC 7395 framing):
-// negotiation (STARTTLS, SASL, bind), limits, stream management (sm.ts: acks, and resumption,
-// where a session outlives its connection and takes over a new one), then hands stanzas to the
-// host for routing. Modules get: 'stream-features' {features} to offer one after auth,
+// One client-to-server XML stream (RFC 6120) on a transport, which owns the framing and the
+// input limits (transport.ts): negotiation (STARTTLS, SASL, bind), the stanza rate, timers,
+// stream management (sm.ts: acks, and resumption, where a session outlives its connection and
+// takes over a new one), then hands stanzas to the host for routing. Modules get: 'stream-features' {features} to offer one after auth,
 // 'nonza/<ns>' {session, element} for other top-level elements, and Session.outFilter.
 import { randomBytes } from 'node:crypto';
 import { SaslNegotiation, mechanisms } from './auth.js';
@@ -9,25 +9,11 @@ import { bindResource } from './bind.js';
 import type { Host } from './host.js';
 import type { Jid } from './jid.js';
 import type { AuthThrottle } from './limits.js';
-import { StreamParser } from './parser.js';
 import type { OutFilter, Session } from './session.js';
 import { handleUnacked, smElement, type Resumptions, type SmState } from './sm.js';
 import { NS, errorReply, iqResult } from './stanza.js';
-import { Element, escapeAttr, escapeText, xml } from './xml.js';
-
-export interface Transport {
-  readonly kind: 'tcp' | 'ws';
-  readonly address: string;
-  /** Encrypted, or from a trusted proxy that terminated TLS. */
-  readonly secure: boolean;
-  /** `written` runs once the data was handed to the socket (not if the connection failed first). */
-  write(data: string, written?: () => void): void;
-  buffered(): number;
-  /** TCP only: upgrade to TLS after <proceed/>; calls back when the handshake is done. */
-  startTls?(done: () => void): void;
-  /** Ends the connection after pending writes. */
-  end(): void;
-}
+import type { Transport } from './transport.js';
+import { Element, escapeText, xml } from './xml.js';
 
 /** Given to the register module for pre-authentication IQs (XEP-0077, XEP-0401). */
 export interface PreAuthEvent {
@@ -46,11 +32,7 @@ export interface StreamContext {
   moved(from: C2SStream, to: C2SStream): void;
 }
 
-/** Which stream a parser's events go to: a resumed session takes over the new stream's parser. */
-const parserOwner = new WeakMap<StreamParser, C2SStream>();
-
 const newId = (): string => randomBytes(9).toString('base64url');
-const STREAM_HEADER_END = ` xmlns="jabber:client" xmlns:stream="${NS.stream}" version="1.0" xml:lang="en">`;
 
 export class C2SStream implements Session {
   readonly id = newId();
@@ -64,7 +46,6 @@ export class C2SStream implements Session {
   /** Invite token accepted on this stream (XEP-0401), used by registration. */
   invite: string | undefined = undefined;
 
-  private parser: StreamParser;
   private opened = false;
   private closed = false;
   bound = false;
@@ -81,7 +62,6 @@ export class C2SStream implements Session {
   private pingSentAt = 0;
 
   constructor(private readonly host: Host, private transport: Transport, private readonly ctx: StreamContext) {
-    this.parser = this.newParser();
     const stream = this; // the getters read the live transport (resumption swaps it)
     this.auth = new SaslNegotiation(host, ctx.throttle, {
       get closed() { return stream.closed; },
@@ -100,30 +80,21 @@ export class C2SStream implements Session {
     host.metrics.connections.inc({ transport: transport.kind });
   }
 
-  private newParser(): StreamParser {
-    const owner = (): C2SStream | undefined => { const s = parserOwner.get(p); return s?.parser === p ? s : undefined; };
-    const p: StreamParser = new StreamParser({
-      streamStart: (name, ns, attrs) => owner()?.streamStart(name, ns, attrs),
-      element: (el) => { const s = owner(); if (s && !s.closed) s.element(el); },
-      streamEnd: () => owner()?.close(),
-      error: (cond, text) => owner()?.streamError(cond, text),
-    }, this.host.config.limits, this.transport.kind === 'ws');
-    parserOwner.set(p, this);
-    return p;
-  }
-
-  /** Input from the transport (a TCP chunk or one WebSocket message). */
-  feed(data: string): void {
-    if (this.closed) return;
+  /** Input arrived (transport.ts StreamInput): the connection is alive. */
+  received(): void {
     this.lastRx = Date.now();
     this.pingSentAt = 0;
-    try {
-      this.parser.write(data);
-    } catch (err) {
-      // A bug must cost this connection only, never the process.
-      this.host.log.error({ err: (err as Error).stack, stream: this.id }, 'error while handling input');
-      this.streamError('internal-server-error');
-    }
+  }
+
+  /** Whitespace keep-alives count against the stanza rate: a flood of them is a flood. */
+  keepalive(): void {
+    this.rate();
+  }
+
+  /** Handling input threw: a bug must cost this connection only, never the process. */
+  crashed(err: unknown): void {
+    this.host.log.error({ err: (err as Error)?.stack ?? String(err), stream: this.id }, 'error while handling input');
+    this.streamError('internal-server-error');
   }
 
   // ---- output ----
@@ -184,16 +155,14 @@ export class C2SStream implements Session {
   private header(): void {
     if (this.opened) return;
     this.opened = true;
-    const from = escapeAttr(this.host.domain);
-    if (this.transport.kind === 'ws') this.raw(`<open xmlns="${NS.framing}" id="${this.id}" from="${from}" version="1.0" xml:lang="en"/>`);
-    else this.raw(`<?xml version='1.0'?><stream:stream id="${this.id}" from="${from}"${STREAM_HEADER_END}`);
+    this.raw(this.transport.header(this.id, this.host.domain));
   }
 
   /** keepSession: only this connection ends (a resumption moved the session elsewhere). */
   streamError(condition: string, text?: string, keepSession = false): void {
     if (this.closed) return;
     this.header();
-    const ns = this.transport.kind === 'ws' ? ` xmlns:stream="${NS.stream}"` : '';
+    const ns = this.transport.streamNs;
     const t = text ? `<text xmlns="${NS.streams}" xml:lang="en">${escapeText(text)}</text>` : '';
     this.raw(`<stream:error${ns}><${condition} xmlns="${NS.streams}"/>${t}</stream:error>`);
     this.host.metrics.streamErrors.inc({ condition });
@@ -210,7 +179,7 @@ export class C2SStream implements Session {
   }
 
   private endConnection(keepSession: boolean): void {
-    if (this.opened) this.raw(this.transport.kind === 'ws' ? `<close xmlns="${NS.framing}"/>` : '</stream:stream>');
+    if (this.opened) this.raw(this.transport.footer);
     this.closed = true;
     this.transport.end();
     if (keepSession) this.detach(); else this.cleanup();
@@ -267,8 +236,6 @@ export class C2SStream implements Session {
     this.streamError('conflict', 'the session was resumed on another connection', true); // if still connected
     this.ctx.resumptions.wake(this);
     this.transport = from.transport;
-    this.parser = from.parser;
-    parserOwner.set(this.parser, this);
     this.opened = true;
     this.closed = false;
     this.hibernating = false;
@@ -295,7 +262,9 @@ export class C2SStream implements Session {
   tick(now: number): void {
     const l = this.host.config.limits;
     if (!this.username) {
-      if (now - this.connectedAt > l.authTimeoutSeconds * 1000) this.streamError('connection-timeout', `no login within ${l.authTimeoutSeconds} s`);
+      // Short before TLS (a client starts it at once), longer after (registration forms take a person's time).
+      const [limit, what] = this.authAllowed() ? [l.authTimeoutSeconds, 'login'] : [l.tlsTimeoutSeconds, 'STARTTLS'];
+      if (now - this.connectedAt > limit * 1000) this.streamError('connection-timeout', `no ${what} within ${limit} s`);
       return;
     }
     if (this.pingSentAt) {
@@ -314,17 +283,17 @@ export class C2SStream implements Session {
 
   // ---- stream negotiation ----
 
-  private streamStart(name: string, ns: string, attrs: Record<string, string>): void {
-    if (name !== 'stream' || ns !== NS.stream) { this.header(); return this.streamError('invalid-namespace', 'expected <stream:stream> in ' + NS.stream); }
-    if (attrs.xmlns !== NS.client) { this.header(); return this.streamError('invalid-namespace', 'the stream\'s default namespace must be jabber:client'); }
-    this.open(attrs);
-  }
-
-  private open(attrs: Record<string, string>): void {
+  /** The client opened a stream (transport.ts has checked the root and its namespaces). */
+  streamOpened(attrs: Record<string, string>): void {
     this.header();
     if (attrs.version !== '1.0') return this.streamError('unsupported-version', 'only XMPP 1.0 streams are supported');
     if (attrs.to === undefined || attrs.to.toLowerCase() !== this.host.domain) return this.streamError('host-unknown', `this server serves ${this.host.domain}`);
     this.raw(this.features());
+  }
+
+  /** The client closed its stream. */
+  streamClosed(): void {
+    this.close();
   }
 
   private authAllowed(): boolean {
@@ -345,25 +314,20 @@ export class C2SStream implements Session {
       f.push(`<bind xmlns="${NS.bind}"/>`, `<session xmlns="${NS.session}"><optional/></session>`, `<sm xmlns="${NS.sm}"/>`, `<ver xmlns="${NS.rosterver}"/>`);
       this.host.hooks.fire('stream-features', { features: f });
     }
-    const ns = this.transport.kind === 'ws' ? ` xmlns:stream="${NS.stream}"` : '';
-    return `<stream:features${ns}>${f.join('')}</stream:features>`;
+    return `<stream:features${this.transport.streamNs}>${f.join('')}</stream:features>`;
   }
 
   private restart(): void {
-    if (this.transport.kind === 'tcp') this.parser = this.newParser();
+    this.transport.restart();
     this.opened = false;
   }
 
   // ---- elements ----
 
-  private element(el: Element): void {
-    if (!this.rate()) return;
+  /** A top-level element from the client. */
+  element(el: Element): void {
+    if (this.closed || !this.rate()) return;
     const ns = el.attrs.xmlns ?? '';
-    if (this.transport.kind === 'ws' && ns === NS.framing) {
-      if (el.name === 'open') return this.open(el.attrs);
-      if (el.name === 'close') return this.close();
-      return this.streamError('unsupported-stanza-type', `<${el.name}/> is not a framing element`);
-    }
     if (!this.opened) return this.streamError('not-well-formed', 'stanza before the stream was opened');
     if (ns === NS.client && (el.name === 'message' || el.name === 'presence' || el.name === 'iq')) return this.stanza(el);
     if (ns === NS.sm && this.username) return smElement(this, el, this.host, this.ctx.resumptions);
@@ -391,8 +355,8 @@ export class C2SStream implements Session {
     const start = this.transport.startTls;
     if (!start || this.transport.secure) { this.raw(`<failure xmlns="${NS.tls}"/>`); return this.close(); }
     this.raw(`<proceed xmlns="${NS.tls}"/>`);
-    this.restart();
-    start.call(this.transport, () => {});
+    start.call(this.transport);
+    this.opened = false;
   }
 
   private saslElement(el: Element): void {

@@ -1,34 +1,67 @@
 // Streaming XML parser for XMPP streams, on saxes. No DTDs, no entity expansion beyond the
-// five predefined ones, no comments or processing instructions (RFC 6120 §11.1), bounded
-// stanza size and nesting depth. Emits whole top-level elements (stanzas and nonzas).
+// five predefined ones, no comments or processing instructions (RFC 6120 §11.1). Emits whole
+// top-level elements (stanzas and nonzas).
+//
+// Work is bounded by the input: the input is fed in small slices, every limit is checked after
+// each slice and inside saxes' callbacks, and the moment one fires the parser stops (a throw
+// unwinds saxes mid-slice), so no later byte is looked at. With depth capped, saxes' per-tag
+// namespace lookup is bounded too, so N bytes cost O(N). Sizes are UTF-8 bytes and count all
+// of a stanza, its start tag and whatever came before it since the previous stanza ended.
 import { SaxesParser, type SaxesTagNS } from 'saxes';
 import { Element } from './xml.js';
+
+export type ParserCondition = 'not-well-formed' | 'restricted-xml' | 'policy-violation';
 
 export interface ParserHandler {
   /** The stream root opened (TCP: <stream:stream>). Not called in framed (WebSocket) mode. */
   streamStart(name: string, ns: string, attrs: Record<string, string>): void;
   element(el: Element): void;
   streamEnd(): void;
-  error(condition: 'not-well-formed' | 'restricted-xml' | 'policy-violation', text: string): void;
+  error(condition: ParserCondition, text: string): void;
+  /** Whitespace between stanzas (a keep-alive), which the parser dropped. */
+  keepalive?(): void;
 }
 
 export interface ParserLimits {
+  /** Bytes of one top-level element, with its start tag and what preceded it since the last one. */
   maxStanzaSize: number;
   maxDepth: number;
+  /** Attributes (namespace declarations included) on one element. */
+  maxAttributes: number;
+  /** Bytes of whitespace in one keep-alive; more is not a keep-alive but a flood. */
+  maxKeepaliveBytes: number;
 }
 
 const WS_ROOT = '<framing xmlns="jabber:client">';
+/** Slices small enough that the work between two limit checks stays small. */
+const SLICE = 8192;
+const WHITESPACE = /^[ \t\r\n]*$/;
+const NOT_WHITESPACE = /[^ \t\r\n]/;
+
+/** Thrown inside saxes' callbacks to stop it in the middle of a slice. */
+const STOP = Symbol('stop');
 
 export class StreamParser {
   private readonly sax: SaxesParser<{ xmlns: true; position: true }>;
   private depth = 0;
   private current: Element | undefined;
-  private stanzaStart = 0;
   private failed = false;
-  private framedRoot = false;
+  // Byte accounting, in positions of saxes' input (UTF-16 code units):
+  /** Where the slice being parsed starts, and the slice (saxes' position is only valid inside its callbacks). */
+  private sliceStart = 0;
+  private fed = 0;
+  private slice = '';
+  /** Bytes since the last top-level boundary (stream start, or the end of a top-level element). */
+  private pending = 0;
+  /** Position up to which `pending` has counted. */
+  private counted = 0;
+  /** Everything since the last boundary was whitespace. */
+  private pendingBlank = true;
+  /** A top-level element whose end tag saxes has read but not yet checked against its start tag. */
+  private ready: Element | undefined;
 
-  /** framed: one element per WebSocket message (RFC 7395), parsed under a synthetic root. */
-  constructor(private readonly handler: ParserHandler, private readonly limits: ParserLimits, framed = false) {
+  /** framed: one or more whole elements per write (a WebSocket message, RFC 7395), under a synthetic root. */
+  constructor(private readonly handler: ParserHandler, private readonly limits: ParserLimits, private readonly framed = false) {
     const sax = new SaxesParser({ xmlns: true, position: true });
     this.sax = sax;
     sax.on('opentag', (tag) => this.open(tag));
@@ -39,72 +72,141 @@ export class StreamParser {
     sax.on('doctype', () => this.fail('restricted-xml', 'DTDs are not allowed'));
     sax.on('comment', () => this.fail('restricted-xml', 'comments are not allowed'));
     sax.on('processinginstruction', () => this.fail('restricted-xml', 'processing instructions are not allowed'));
-    if (framed) { this.framedRoot = true; sax.write(WS_ROOT); }
+    if (framed) { sax.write(WS_ROOT); this.fed = WS_ROOT.length; }
+  }
+
+  /** The parser failed or was stopped: it ignores all further input. */
+  get stopped(): boolean {
+    return this.failed;
+  }
+
+  /** Stops for good, silently (e.g. after <starttls/>: nothing after it in plain text counts). */
+  stop(): void {
+    this.failed = true;
+    this.current = undefined;
   }
 
   write(chunk: string): void {
     if (this.failed) return;
-    this.sax.write(chunk);
-    if (!this.failed && this.depth > 1 && this.sax.position - this.stanzaStart > this.limits.maxStanzaSize) {
-      this.fail('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`);
+    // A keep-alive: whitespace while no stanza is under way. Not buffered at all.
+    if (this.depth <= 1 && this.pendingBlank && WHITESPACE.test(chunk)) {
+      if (Buffer.byteLength(chunk) > this.limits.maxKeepaliveBytes) return this.failQuietly('policy-violation', `more than ${this.limits.maxKeepaliveBytes} bytes of whitespace between stanzas`);
+      this.handler.keepalive?.();
+      return;
+    }
+    try {
+      for (let i = 0; i < chunk.length && !this.failed; i += SLICE) this.writeSlice(i === 0 && chunk.length <= SLICE ? chunk : chunk.slice(i, i + SLICE));
+    } catch (e) {
+      if (e !== STOP) throw e;
     }
   }
 
-  private fail(condition: 'not-well-formed' | 'restricted-xml' | 'policy-violation', text: string): void {
+  /** WebSocket: the message just written must have left no element open (RFC 7395 §3.3.3). */
+  endOfMessage(): void {
     if (this.failed) return;
-    this.failed = true;
-    this.current = undefined;
+    if (this.depth > 1) return this.failQuietly('not-well-formed', 'a WebSocket message must hold whole XML elements (RFC 7395): an element was left open');
+    if (!this.pendingBlank) this.failQuietly('not-well-formed', 'a WebSocket message must hold whole XML elements (RFC 7395): text outside of any stanza, or a partial tag');
+  }
+
+  private writeSlice(s: string): void {
+    this.slice = s;
+    this.sliceStart = this.fed;
+    this.fed += s.length;
+    this.sax.write(s);
+    this.flush();
+    const end = this.fed;
+    const tail = s.slice(Math.max(0, this.counted - this.sliceStart));
+    this.pending += Buffer.byteLength(tail);
+    if (this.pendingBlank && NOT_WHITESPACE.test(tail)) this.pendingBlank = false;
+    this.counted = end;
+    if (this.pending > this.limits.maxStanzaSize) this.fail('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`);
+  }
+
+  /** Counts the bytes up to the current position and starts counting anew. Returns what was counted. */
+  private boundary(): number {
+    const at = this.sax.position;
+    const bytes = this.pending + Buffer.byteLength(this.slice.slice(Math.max(0, this.counted - this.sliceStart), Math.max(0, at - this.sliceStart)));
+    this.pending = 0;
+    this.counted = at;
+    this.pendingBlank = true;
+    return bytes;
+  }
+
+  /** saxes calls closetag before it compares the end tag's name (<message></iq> would be
+   * delivered, then refused): a top-level element goes out at the next event instead. */
+  private flush(): void {
+    const el = this.ready;
+    if (!el) return;
+    this.ready = undefined;
+    this.handler.element(el);
+    if (this.failed) throw STOP; // the handler stopped us (STARTTLS, SASL restart, stream error)
+  }
+
+  private failQuietly(condition: ParserCondition, text: string): void {
+    this.ready = undefined;
+    if (this.failed) return;
+    this.stop();
     this.handler.error(condition, text);
   }
 
+  /** Reports the error and unwinds saxes (only call while parsing a slice). */
+  private fail(condition: ParserCondition, text: string): never {
+    this.failQuietly(condition, text);
+    throw STOP;
+  }
+
   private open(tag: SaxesTagNS): void {
-    if (this.failed) return;
+    this.flush();
+    if (this.failed) throw STOP;
     this.depth++;
+    let count = 0;
+    for (const _ in tag.attributes) count++;
+    if (count > this.limits.maxAttributes) this.fail('policy-violation', `more than ${this.limits.maxAttributes} attributes on <${tag.name}>`);
     if (this.depth === 1) {
-      if (this.framedRoot) return;
+      this.boundary();
+      if (this.framed) return;
       const attrs: Record<string, string> = {};
       for (const k in tag.attributes) { const a = tag.attributes[k]!; if (a.prefix !== 'xmlns') attrs[a.name] = a.value; }
       this.handler.streamStart(tag.local, tag.uri, attrs);
       return;
     }
-    if (this.depth - 1 > this.limits.maxDepth) return this.fail('policy-violation', `elements nested deeper than ${this.limits.maxDepth}`);
+    if (this.depth - 1 > this.limits.maxDepth) this.fail('policy-violation', `elements nested deeper than ${this.limits.maxDepth}`);
     const parent = this.current;
-    const attrs: Record<string, string> = {};
-    let extraNs: Record<string, string> | undefined;
+    const el = new Element(tag.local, undefined);
+    if (!parent || tag.uri !== parent.ns) el.attrs.xmlns = tag.uri;
     for (const k in tag.attributes) {
       const a = tag.attributes[k]!;
       if (a.prefix === 'xmlns' || a.name === 'xmlns') continue;
-      attrs[a.name] = a.value;
-      if (a.prefix && a.prefix !== 'xml') (extraNs ??= {})['xmlns:' + a.prefix] = a.uri;
+      el.attrs[a.name] = a.value;
+      if (a.prefix && a.prefix !== 'xml') el.attrs['xmlns:' + a.prefix] = a.uri;
     }
-    if (extraNs) Object.assign(attrs, extraNs);
-    const el = new Element(tag.local, undefined);
-    const parentNs = parent ? parent.ns : '';
-    if (!parent || tag.uri !== parentNs) el.attrs.xmlns = tag.uri;
-    Object.assign(el.attrs, attrs);
     if (parent) parent.append(el);
-    else this.stanzaStart = this.sax.position;
     this.current = el;
-    if (this.sax.position - this.stanzaStart > this.limits.maxStanzaSize) this.fail('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`);
   }
 
   private close(): void {
-    if (this.failed) return;
+    this.flush();
+    if (this.failed) throw STOP;
     this.depth--;
-    if (this.depth === 0) { this.handler.streamEnd(); return; }
+    if (this.depth === 0) { this.stop(); this.handler.streamEnd(); return; }
     const el = this.current;
     if (!el) return;
     this.current = el.parent;
     if (this.depth === 1) {
       el.parent = undefined;
-      this.stanzaStart = this.sax.position;
-      this.handler.element(el);
+      if (this.boundary() > this.limits.maxStanzaSize) this.fail('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`);
+      this.ready = el;
     }
   }
 
   private text(t: string): void {
-    if (this.failed || !this.current) return;
-    if (this.sax.position - this.stanzaStart > this.limits.maxStanzaSize) return this.fail('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`);
+    this.flush();
+    if (this.failed) throw STOP;
+    if (!this.current) {
+      // Between stanzas only whitespace may appear (keep-alives).
+      if (NOT_WHITESPACE.test(t)) this.fail('not-well-formed', 'text outside of any stanza');
+      return;
+    }
     this.current.append(t);
   }
 }
@@ -113,7 +215,7 @@ export class StreamParser {
 export function parseElement(text: string): Element | undefined {
   let out: Element | undefined;
   const p = new StreamParser({ streamStart() {}, element(el) { out ??= el; }, streamEnd() {}, error() {} },
-    { maxStanzaSize: Number.MAX_SAFE_INTEGER, maxDepth: 1000 }, true);
+    { maxStanzaSize: Number.MAX_SAFE_INTEGER, maxDepth: 1000, maxAttributes: Number.MAX_SAFE_INTEGER, maxKeepaliveBytes: Number.MAX_SAFE_INTEGER }, true);
   p.write(text);
   return out;
 }

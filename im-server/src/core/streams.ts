@@ -2,23 +2,25 @@
 // idle and login timeouts for all of them, the sessions waiting to be resumed (XEP-0198), and
 // shutdown. A transport talks to a Connection, whose stream changes when a resumed session
 // takes the connection over.
-import { C2SStream, type StreamContext, type Transport } from './c2s.js';
+import { C2SStream, type StreamContext } from './c2s.js';
 import type { Host } from './host.js';
 import { AuthThrottle, ConnectionCounter } from './limits.js';
 import { Resumptions } from './sm.js';
+import type { StreamInput, Transport } from './transport.js';
+import type { Element } from './xml.js';
 
-/** What a transport calls: input, loss, and (WebSocket) a framing error. */
-export interface Connection {
-  feed(data: string): void;
-  disconnected(): void;
-  streamError(condition: string, text?: string): void;
-}
-
-class Conn implements Connection {
+/** A connection's input goes to the stream that owns it now (a resumed session takes it over);
+ * once the stream is gone, to nobody. */
+class Conn implements StreamInput {
   constructor(public stream: C2SStream | undefined, readonly address: string) {}
-  feed(data: string): void { this.stream?.feed(data); }
-  disconnected(): void { this.stream?.disconnected(); }
+  received(): void { this.stream?.received(); }
+  streamOpened(attrs: Record<string, string>): void { this.stream?.streamOpened(attrs); }
+  element(el: Element): void { this.stream?.element(el); }
+  streamClosed(): void { this.stream?.streamClosed(); }
   streamError(condition: string, text?: string): void { this.stream?.streamError(condition, text); }
+  keepalive(): void { this.stream?.keepalive(); }
+  crashed(err: unknown): void { this.stream?.crashed(err); }
+  disconnected(): void { this.stream?.disconnected(); }
 }
 
 export class Streams {
@@ -32,7 +34,7 @@ export class Streams {
     const l = host.config.limits;
     this.throttle = new AuthThrottle(l.authFailuresPerAccount, l.authFailuresPerAddress, l.authLockoutSeconds * 1000);
     this.counter = new ConnectionCounter(l.maxConnectionsPerAddress, new Set(l.connectionLimitExempt));
-    const smallest = Math.min(l.idleSeconds, l.pingTimeoutSeconds, l.authTimeoutSeconds);
+    const smallest = Math.min(l.idleSeconds, l.pingTimeoutSeconds, l.tlsTimeoutSeconds, l.authTimeoutSeconds);
     this.timer = setInterval(() => this.sweep(), Math.max(100, Math.min(1000, smallest * 250)));
     this.timer.unref();
     this.ctx = {
@@ -56,7 +58,7 @@ export class Streams {
   }
 
   /** A new connection; undefined when its address holds too many already (caller closes it). */
-  accept(transport: Transport): Connection | undefined {
+  accept(transport: Transport): StreamInput | undefined {
     if (!this.counter.acquire(transport.address)) return undefined;
     const stream = new C2SStream(this.host, transport, this.ctx);
     const conn = new Conn(stream, transport.address);

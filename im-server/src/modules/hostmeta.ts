@@ -12,7 +12,7 @@ const HOST = /^(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::\d{1,5})?
 
 export default function hostmeta(host: Host): void {
   const configured = host.config.web.publicWebsocketUrl;
-  const trusted = new Set(host.config.websocket.trustedProxies);
+  const trusted = new Set(host.config.proxy.trusted);
 
   /** The configured URL, else the one this request came through: nginx in front sets Host and
    * X-Forwarded-Proto (trusted only from a trusted proxy; anyone else is talking plain HTTP). */

@@ -1,26 +1,10 @@
 // HTTP: /health, /metrics (Prometheus) and XMPP over WebSocket (RFC 7395) at /xmpp-websocket.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { WebSocketServer, type WebSocket } from 'ws';
-import type { Transport } from '../core/c2s.js';
+import { WebSocketServer } from 'ws';
 import type { Host } from '../core/host.js';
 import type { Streams } from '../core/streams.js';
-
-class WsTransport implements Transport {
-  readonly kind = 'ws' as const;
-  constructor(private readonly ws: WebSocket, readonly address: string, readonly secure: boolean) {}
-  write(data: string, written?: () => void): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
-    if (written) this.ws.send(data, (err) => { if (!err) written(); });
-    else this.ws.send(data);
-  }
-  buffered(): number {
-    return this.ws.bufferedAmount;
-  }
-  end(): void {
-    this.ws.close(1000);
-    setTimeout(() => this.ws.terminate(), 5000).unref();
-  }
-}
+import { normalizeAddress } from './proxy-protocol.js';
+import { WsTransport, clientAddress } from './websocket.js';
 
 export interface HttpState {
   accepting(): boolean;
@@ -29,7 +13,7 @@ export interface HttpState {
 }
 
 export function startHttp(host: Host, streams: Streams, state: HttpState): Server {
-  const trusted = new Set(host.config.websocket.trustedProxies);
+  const trusted = new Set(host.config.proxy.trusted.map(normalizeAddress));
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: host.config.limits.maxStanzaSize * 2,
@@ -78,14 +62,12 @@ export function startHttp(host: Host, streams: Streams, state: HttpState): Serve
       socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nXMPP over WebSocket is at /xmpp-websocket with the "xmpp" subprotocol\n');
       return;
     }
-    const address = req.socket.remoteAddress ?? 'unknown';
+    const { address, viaProxy } = clientAddress(req, trusted);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const stream = streams.accept(new WsTransport(ws, address, trusted.has(address)));
+      const transport = new WsTransport(ws, address, viaProxy, host);
+      const stream = streams.accept(transport);
       if (!stream) { ws.close(1008, 'too many connections from your address'); return; }
-      ws.on('message', (data, isBinary) => {
-        if (isBinary) return stream.streamError('unsupported-encoding', 'XMPP over WebSocket uses text messages');
-        stream.feed(data.toString());
-      });
+      transport.attach(stream);
       ws.on('close', () => stream.disconnected());
       ws.on('error', (e) => { host.log.debug({ err: e.message }, 'websocket error'); ws.terminate(); });
     });
