@@ -33,9 +33,14 @@ export const ConfigSchema = z.object({
     /** Refuse authentication on TCP streams until STARTTLS is done. */
     required: z.boolean().default(true),
   }).strict().default({}),
-  websocket: z.object({
-    /** Peers allowed to speak plain ws (nginx terminating TLS in front, or loopback). */
-    trustedProxies: z.array(z.string()).default(LOOPBACK),
+  /** A reverse proxy in front (nginx on a site). */
+  proxy: z.object({
+    /** Peers trusted to name the client: X-Real-IP/X-Forwarded-For on WebSocket (which they may
+     * also carry as plain ws, having terminated TLS), and the PROXY protocol header on TCP. */
+    trusted: z.array(z.string()).default(LOOPBACK),
+    /** Every TCP connection (c2s and direct TLS) starts with a PROXY protocol header (v1 or v2)
+     * from a trusted peer; other peers are refused. nginx: `proxy_protocol on` in the stream server. */
+    protocol: z.boolean().default(false),
   }).strict().default({}),
   disabledModules: z.array(z.enum(['version', 'vcard', 'ping', 'offline', 'register', 'disco',
     'muc', 'mam', 'carbons', 'csi', 'blocking', 'pep', 'upload', 'private', 'hostmeta', 'contact'])).default([]),
@@ -44,6 +49,10 @@ export const ConfigSchema = z.object({
   limits: z.object({
     maxStanzaSize: z.number().int().min(1024).default(256 * 1024),
     maxDepth: z.number().int().min(4).max(1000).default(32),
+    /** Attributes on one element, namespace declarations included. */
+    maxAttributes: z.number().int().min(8).max(10_000).default(100),
+    /** Whitespace keep-alive between stanzas, in bytes; a larger run of whitespace is a flood. */
+    maxKeepaliveBytes: z.number().int().min(1).default(4096),
     stanzasPerSecond: z.number().positive().default(200),
     stanzaBurst: z.number().int().positive().default(1000),
     maxConnectionsPerAddress: z.number().int().positive().default(100),
@@ -57,10 +66,18 @@ export const ConfigSchema = z.object({
     authFailuresPerAddress: z.number().int().positive().default(20),
     /** How long an address is banned; also how long a failure counts after the address's last one. */
     authLockoutSeconds: z.number().positive().default(600),
-    authTimeoutSeconds: z.number().positive().default(30),
+    /** Before TLS a client has nothing to wait for: STARTTLS (or the direct TLS handshake) comes at once. */
+    tlsTimeoutSeconds: z.number().positive().default(30),
+    /** After TLS, until SASL success: long enough for a person to fill in a registration form
+     * (Smack keeps such a connection), as Prosody's c2s_timeout (300 s). */
+    authTimeoutSeconds: z.number().positive().default(300),
     idleSeconds: z.number().positive().default(300),
     pingTimeoutSeconds: z.number().positive().default(60),
     maxOfflinePerUser: z.number().int().positive().default(1000),
+    /** Bytes (UTF-8 XML) of offline messages one account may have waiting; past it senders get resource-constraint. */
+    maxOfflineBytesPerUser: z.number().int().min(65536).default(8 * 1024 * 1024),
+    /** Items in one roster, and subscription requests waiting for one account's answer. */
+    maxRosterItems: z.number().int().positive().default(1000),
     maxOutputBuffer: z.number().int().min(65536).default(2 * 1024 * 1024),
   }).strict().default({}),
   storage: z.object({
@@ -164,6 +181,7 @@ const FLAGS = {
   'tls-cert': ['tls.cert', 'string'],
   'tls-key': ['tls.key', 'string'],
   'max-connections-per-address': ['limits.maxConnectionsPerAddress', 'number'],
+  'proxy-protocol': ['proxy.protocol', 'boolean'],
   'commit-window-ms': ['storage.commitWindowMs', 'number'],
   'max-commits-per-second': ['storage.maxCommitsPerSecond', 'number'],
   'upload-url': ['upload.publicUrl', 'string'],
@@ -180,8 +198,13 @@ function setPath(obj: Record<string, unknown>, path: string, value: unknown): vo
   o[parts[parts.length - 1]!] = value;
 }
 
-function convert(flag: string, kind: 'string' | 'number', raw: string, source: string): unknown {
+function convert(flag: string, kind: 'string' | 'number' | 'boolean', raw: string, source: string): unknown {
   if (kind === 'string') return raw;
+  if (kind === 'boolean') {
+    if (/^(true|on|yes|1)$/i.test(raw)) return true;
+    if (/^(false|off|no|0)$/i.test(raw)) return false;
+    throw new ConfigError(`${source}: expected true or false, got "${raw}". Fix: give --${flag} true or false.`);
+  }
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(`${source}: expected a number, got "${raw}". Fix: give --${flag} a number.`);
   return n;
@@ -198,6 +221,9 @@ export const USAGE = `pi-im-server: an XMPP server
   --c2s-host/--http-host  listen addresses (default 0.0.0.0)
   --tls-cert/--tls-key    PEM files (default: self-signed, made in the data dir)
   --log-level L           fatal|error|warn|info|debug|trace|silent
+  --proxy-protocol true   TCP connections start with a PROXY protocol header from a trusted proxy
+                          (proxy.trusted, default loopback), e.g. nginx with proxy_protocol on
+                                                                           env PI_IM_PROXY_PROTOCOL
   --max-connections-per-address N, --commit-window-ms N, --max-commits-per-second N
   --upload-url URL        public base URL of /upload (XEP-0363; default http://<domain>:<http-port>/upload)
   --upload-max-file-size N  largest upload in bytes (default 104857600)

@@ -151,14 +151,20 @@ test('idle connections time out: no login in time, and no answer to the server p
     await stopClient(await connect(s, { username: u, password: 'pw', register: true }));
     const silent = await raw(s.c2sPort);
     silent.send(streamHeader);
+    const tlsAt = Date.now();
     await silent.until(streamError('connection-timeout'));
-    t.regex(silent.data, /no login within/);
+    t.regex(silent.data, /no STARTTLS within 2 s/);
+    // After TLS the client gets the longer login window (a person may be filling in a form).
+    const secure = await rawSecure(s.c2sPort);
+    await secure.until(streamError('connection-timeout'));
+    t.regex(secure.data, /no login within 5 s/);
+    t.true(Date.now() - tlsAt > 4000, 'the login window after TLS is the longer one');
     const c = await rawLogin(s.c2sPort, u, 'pw');
     await c.until(/<iq[^>]*type="get"[^>]*><ping xmlns="urn:xmpp:ping"\/><\/iq>/);
     await c.until(streamError('connection-timeout'));
     t.regex(c.data, /no answer to ping/);
   // 5 s: the in-band registration (TLS + SCRAM) must fit in the login window even on a busy 2-core CI machine.
-  }, { idleSeconds: 1, pingTimeoutSeconds: 1, authTimeoutSeconds: 5 });
+  }, { idleSeconds: 1, pingTimeoutSeconds: 1, tlsTimeoutSeconds: 2, authTimeoutSeconds: 5 });
 });
 
 test('WebSocket: bad framing and malformed XML get stream errors', async (t) => {
