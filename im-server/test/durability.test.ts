@@ -3,7 +3,17 @@
 // stanza only once the writes it caused (here: offline storage) are committed and fsynced.
 import test from 'ava';
 import { xml, type Element } from '@xmpp/client';
-import { connect, startServer, stopClient, uniq } from './helpers.js';
+import { connect, startServer, stopClient, uniq, type XmppClient } from './helpers.js';
+
+/** Resolves once `done()` holds for what `c` received, or after `ms` (the assertions then say what is missing). */
+function arrived(c: XmppClient, done: () => boolean, ms = 15_000): Promise<void> {
+  return new Promise((resolve) => {
+    const check = (): void => { if (done()) { clearTimeout(timer); c.off('stanza', check); resolve(); } };
+    const timer = setTimeout(() => { c.off('stanza', check); resolve(); }, ms);
+    c.on('stanza', check);
+    check();
+  });
+}
 
 test('every acknowledged offline message survives kill -9 and is delivered after restart, in order', async (t) => {
   const server = await startServer({ registration: 'open' });
@@ -38,6 +48,8 @@ test('every acknowledged offline message survives kill -9 and is delivered after
   try {
     const bob = await connect(again, { username: receiver, password: 'pw' });
     await bob.send(xml('presence'));
+    // Offline messages come in batches at the pace the client reads: wait for them (or time out).
+    await arrived(bob, () => ackedNow.every((id) => bob.received.some((s) => s.is('message') && s.attrs.id === id)));
     await bob.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
     const ids = bob.received.filter((s) => s.is('message')).map((s) => s.attrs.id!);
     const missing = ackedNow.filter((id) => !ids.includes(id));
@@ -102,8 +114,9 @@ async function offlineStream(commitsPerSecond: number): Promise<{ fsyncs: number
     const fsynced = (await fsyncs()) - before;
     const bob = await connect(server, { username: receiver, password: 'pw' });
     await bob.send(xml('presence'));
-    await bob.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
-    const delivered = bob.received.filter((s) => s.is('message') && s.getChildText('body')?.startsWith('steady')).length;
+    const steady = (): number => bob.received.filter((s) => s.is('message') && s.getChildText('body')?.startsWith('steady')).length;
+    await arrived(bob, () => steady() >= sent); // delivered in batches, at the pace the client reads
+    const delivered = steady();
     await stopClient(bob);
     await stopClient(alice);
     return { fsyncs: fsynced, seconds, delivered, sent };

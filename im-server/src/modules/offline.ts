@@ -1,31 +1,58 @@
 // Offline messages (XEP-0160): chat/normal messages for an account with no available resource
 // are stored (durably, by group commit) with a delay stamp, and delivered in order at the next
-// initial presence with non-negative priority. At-least-once: delivered rows are deleted only
-// once the client has them. With stream management (XEP-0198) that is when its <a h/> covers
-// them; a session that ends before that leaves them stored, to be delivered again at the next
-// login (clients dedupe by id/delay). Without SM the client cannot tell us, so (as Prosody
-// does) they are deleted once the last one was handed to the socket.
+// initial presence with non-negative priority.
+//
+// Bounded: an account holds at most limits.maxOfflinePerUser messages and
+// limits.maxOfflineBytesPerUser bytes; past either the sender gets resource-constraint (as
+// ejabberd's max_user_offline_messages does) and nothing is stored.
+//
+// Delivered at the pace the client reads: a batch (at most BATCH_BYTES or BATCH_STANZAS), the
+// next one once the batch was handed to the socket, so a client on a slow link is never sent
+// more than its output buffer holds (writing thousands at once ended the stream with
+// resource-constraint before anything was deleted, and so at every later login).
+// At-least-once, per batch: with stream management (XEP-0198) a batch is deleted once the
+// client's <a h/> covers it; a session
+// that ends before that leaves them stored, to be delivered again at the next login (clients
+// dedupe by id/delay). Without SM the client cannot tell us, so (as Prosody does) a batch is
+// deleted once its last stanza was handed to the socket. A connection lost mid-way costs at most
+// the batch in flight (without SM) or a resend of the unacked batches (with SM).
+// Messages that arrive for the user while the backlog drains are delivered at once, so they can
+// overtake older stored ones; those carry their <delay/> stamp.
 import type { Host, SessionEvent, StanzaEvent } from '../core/host.js';
+import type { Session } from '../core/session.js';
 import { NS } from '../core/stanza.js';
 import { xml } from '../core/xml.js';
 import { isDiskFull } from '../storage/types.js';
 
+const BATCH_BYTES = 64 * 1024;
+const BATCH_STANZAS = 100;
+/** Rows read from storage at a time (kept in memory until sent: bounded by maxOfflineBytesPerUser). */
+const READ_ROWS = 200;
+
+const mib = (n: number): string => (n >= 1024 * 1024 ? `${+(n / (1024 * 1024)).toFixed(1)} MiB` : `${Math.round(n / 1024)} KiB`);
+
 export default function offline(host: Host): void {
   host.features.add('msgoffline');
-  const max = host.config.limits.maxOfflinePerUser;
+  const maxCount = host.config.limits.maxOfflinePerUser;
+  const maxBytes = host.config.limits.maxOfflineBytesPerUser;
+  const fullText = `the recipient is offline and their offline message store is full (at most ${maxCount} messages and ${mib(maxBytes)}): ` +
+    'your message was not stored; send it again once they have been online';
 
   host.hooks.on<StanzaEvent>('message/offline', (e) => {
     const type = e.stanza.attrs.type ?? 'normal';
     if (type !== 'chat' && type !== 'normal') return false;
     const username = e.to.local;
-    if (host.storage.countOffline(username) >= max) {
-      host.bounce(e, 'service-unavailable', 'the recipient is offline and their message store is full');
-      return true;
-    }
     const copy = e.stanza.clone();
     copy.append(xml('delay', { xmlns: NS.delay, from: host.domain, stamp: new Date().toISOString() }, 'Offline storage'));
+    const stanza = copy.toString();
+    const usage = host.storage.offlineUsage(username);
+    if (usage.count >= maxCount || usage.bytes + Buffer.byteLength(stanza) > maxBytes) {
+      host.log.debug({ user: username, count: usage.count, bytes: usage.bytes }, 'offline store full');
+      host.bounce(e, 'resource-constraint', fullText);
+      return true;
+    }
     // Not stored means not delivered: the sender is told, so nothing is lost without a word.
-    host.storage.storeOffline(username, copy.toString()).catch((err: Error) => {
+    host.storage.storeOffline(username, stanza).catch((err: Error) => {
       host.log.debug({ err: err.message, user: username }, 'offline store failed');
       host.bounce(e, 'resource-constraint', isDiskFull(err)
         ? 'the server\'s disk is full: your message to an offline contact could not be stored; send it again later'
@@ -34,17 +61,71 @@ export default function offline(host: Host): void {
     return true;
   });
 
+  /** Sessions delivering their backlog now (a second initial presence does not start another). */
+  const draining = new WeakSet<Session>();
+
   host.hooks.on<SessionEvent>('initial-presence', ({ session }) => {
-    if (session.priority < 0) return;
-    const rows = host.storage.getOffline(session.username);
-    if (rows.length === 0) return;
-    const username = session.username;
-    const lastId = rows[rows.length - 1]!.id;
-    const remove = (): void => {
-      host.storage.deleteOffline(username, lastId).catch((err: Error) => host.log.error({ err: err.message, user: username }, 'offline delete failed'));
-    };
-    const sm = session.smEnabled;
-    rows.forEach((r, i) => session.sendXml(r.stanza, !sm && i === rows.length - 1 ? remove : undefined));
-    if (sm) session.whenAcked(remove);
+    if (session.priority < 0 || draining.has(session)) return;
+    drain(session);
   });
+
+  function drain(session: Session): void {
+    const username = session.username;
+    const sm = session.smEnabled;
+    let buffered: { id: number; stanza: string }[] = [];
+    let lastRead = 0;
+    /** Batches sent; the highest batch index handed to the socket, and (SM) acknowledged. The
+     * next batch does not wait for acks (a client whose acks lag would stall it): the SM queue
+     * bound (streamManagement.maxUnacked) is above what an account can hold offline. */
+    let sent = 0;
+    let written = -1;
+    let acked = -1;
+    let done = false;
+
+    const remove = (upTo: number): void => {
+      host.storage.deleteOffline(username, upTo).catch((err: Error) => host.log.error({ err: err.message, user: username }, 'offline delete failed'));
+    };
+
+    const nextBatch = (): { id: number; stanza: string }[] => {
+      if (buffered.length === 0) {
+        buffered = host.storage.getOffline(username, lastRead, READ_ROWS);
+        if (buffered.length > 0) lastRead = buffered[buffered.length - 1]!.id;
+      }
+      let bytes = 0;
+      let n = 0;
+      while (n < buffered.length && n < BATCH_STANZAS) {
+        const size = Buffer.byteLength(buffered[n]!.stanza);
+        if (n > 0 && bytes + size > BATCH_BYTES) break;
+        bytes += size;
+        n++;
+      }
+      return buffered.splice(0, n);
+    };
+
+    /** Sends the next batch once the last one is with the socket (or acked: a session resumed
+     * after its connection dropped resends without callbacks). */
+    const next = (): void => {
+      if (done) return;
+      const last = sent - 1;
+      if (last >= 0 && Math.max(written, acked) < last) return;
+      const batch = nextBatch();
+      if (batch.length === 0) { done = true; draining.delete(session); return; }
+      const index = sent++;
+      const upTo = batch[batch.length - 1]!.id;
+      batch.forEach((r, i) => session.sendXml(r.stanza, i < batch.length - 1 ? undefined : () => {
+        written = Math.max(written, index);
+        if (!sm) remove(upTo);
+        next();
+      }));
+      if (sm) {
+        session.whenAcked(() => {
+          acked = Math.max(acked, index);
+          remove(upTo);
+          next();
+        });
+      }
+    };
+    draining.add(session);
+    next();
+  }
 }

@@ -4,10 +4,10 @@
 import type { Host, SessionEvent, StanzaEvent } from '../core/host.js';
 import type { Jid } from '../core/jid.js';
 import type { Session } from '../core/session.js';
-import { NS } from '../core/stanza.js';
+import { NS, errorReply } from '../core/stanza.js';
 import { Element, xml } from '../core/xml.js';
 import type { RosterItem } from '../storage/types.js';
-import { isPreApproved, saveRosterItem, setPreApproved } from './roster.js';
+import { isPreApproved, rosterFull, saveRosterItem, setPreApproved } from './roster.js';
 
 const MAX_DIRECTED = 100;
 
@@ -15,6 +15,7 @@ export default function presence(host: Host): void {
   // RFC 6121 §3.4: clients may send 'subscribed' before a request only if the server says so.
   host.hooks.on<{ features: string[] }>('stream-features', ({ features }) => { features.push('<sub xmlns="urn:xmpp:features:pre-approval"/>'); });
   const domainOf = host.domain;
+  const maxPending = host.config.limits.maxRosterItems;
   const bareOf = (username: string): string => `${username}@${domainOf}`;
   const item = (username: string, contact: string): RosterItem | undefined => host.storage.getRosterItem(username, contact);
   const send = (type: string | undefined, from: string, to: string, children?: Element[]): void => {
@@ -92,7 +93,8 @@ export default function presence(host: Host): void {
     }
     if (type === 'subscribe' || type === 'subscribed' || type === 'unsubscribe' || type === 'unsubscribed') {
       if (stanza.attrs.to === undefined) return true;
-      outboundSubscription(session.username, type, e.to.toBare(), stanza);
+      const refused = outboundSubscription(session, type, e.to.toBare(), stanza);
+      if (refused) session.send(errorReply(stanza, refused.condition, refused.text));
       return true;
     }
     if (type === 'probe') return true; // servers probe, clients do not
@@ -117,12 +119,23 @@ export default function presence(host: Host): void {
     host.hooks.fire('initial-presence', { session });
   }
 
-  function outboundSubscription(username: string, type: string, contact: Jid, stanza: Element): void {
+  /** Handles a subscription stanza from the user; returns the error to answer when it is refused. */
+  function outboundSubscription(session: Session, type: string, contact: Jid, stanza: Element): { condition: string; text: string } | undefined {
+    const username = session.username;
     const me = bareOf(username);
     const extra = stanza.elements();
     const it = item(username, contact.bare);
     host.log.debug({ user: username, type, contact: contact.bare, state: it && `${it.subscription}${it.ask ? '+ask' : ''}` }, 'subscription out');
+    const full = it ? undefined : rosterFull(host, username, contact.bare);
     if (type === 'subscribe') {
+      if (!it && host.isLocal(contact) && contact.local !== '' && !host.accountExists(contact.local)) {
+        // No such account here (RFC 6121 §3.1.3): answered on its behalf, and nothing is stored
+        // (no roster item with a pending request that would never be answered).
+        const answer = xml('presence', { xmlns: NS.client, type: 'unsubscribed', from: contact.bare, to: me });
+        for (const s of host.router.sessionsOf(me)) if (s.available || s.interested) s.send(answer.clone());
+        return undefined;
+      }
+      if (full) return { condition: 'not-allowed', text: full };
       if (!it || (!it.ask && (it.subscription === 'none' || it.subscription === 'from'))) {
         saveRosterItem(host, username, it ? { ...it, ask: true } : { contact: contact.bare, subscription: 'none', ask: true, groups: [] });
       }
@@ -132,10 +145,12 @@ export default function presence(host: Host): void {
         // No request to approve: a pre-approval (RFC 6121 §3.4), unless the contact is already subscribed.
         if (it && (it.subscription === 'from' || it.subscription === 'both')) return;
         if (isPreApproved(host, username, contact.bare)) return;
+        if (full) return { condition: 'not-allowed', text: full };
         setPreApproved(host, username, contact.bare, true);
         saveRosterItem(host, username, it ?? { contact: contact.bare, subscription: 'none', ask: false, groups: [] });
         return;
       }
+      if (full) return { condition: 'not-allowed', text: full };
       void host.storage.removePendingIn(username, contact.bare);
       const next = it ? { ...it, subscription: it.subscription === 'to' ? 'both' as const : it.subscription === 'none' ? 'from' as const : it.subscription }
         : { contact: contact.bare, subscription: 'from' as const, ask: false, groups: [] };
@@ -162,6 +177,7 @@ export default function presence(host: Host): void {
       } else if (!pending) return;
       send('unsubscribed', me, contact.bare);
     }
+    return undefined;
   }
 
   // ---- presence to a local account ----
@@ -186,6 +202,11 @@ export default function presence(host: Host): void {
           saveRosterItem(host, username, { ...it, subscription: it.subscription === 'to' ? 'both' : 'from' });
           send('subscribed', to.bare, from.bare);
           sendCurrentPresence(to.bare, from.bare);
+          return true;
+        }
+        if (!host.storage.hasPendingIn(username, from.bare) && host.storage.countPendingIn(username) >= maxPending) {
+          // The requester is told; nothing is stored (a flood of requests cannot grow the table).
+          host.route(errorReply(stanza, 'resource-constraint', `${to.bare} has too many unanswered subscription requests (at most ${maxPending}); try again later`));
           return true;
         }
         stanza.attrs.to = to.bare;

@@ -38,6 +38,13 @@ export function setPreApproved(host: Host, username: string, contact: string, on
   if (on || approvals(host).has(username, contact)) approvals(host).set(username, contact, on);
 }
 
+/** Why a new item for `contact` cannot be added to the user's roster (limits.maxRosterItems), or undefined. */
+export function rosterFull(host: Host, username: string, contact: string): string | undefined {
+  const max = host.config.limits.maxRosterItems;
+  if (host.storage.countRoster(username) < max || host.storage.getRosterItem(username, contact)) return undefined;
+  return `your roster is full: it holds at most ${max} contacts (limits.maxRosterItems); remove some first`;
+}
+
 export function itemElement(item: RosterItem, remove = false, approved = false): Element {
   const el = xml('item', {
     jid: item.contact, name: remove ? undefined : item.name,
@@ -106,6 +113,8 @@ export default function roster(host: Host): void {
       host.reply(e, errorReply(e.stanza, 'not-acceptable', 'groups must be distinct and not empty'));
       return true;
     }
+    const full = existing ? undefined : rosterFull(host, username, contact);
+    if (full) { host.reply(e, errorReply(e.stanza, 'not-allowed', full)); return true; }
     const name = el.attrs.name ? el.attrs.name.slice(0, 1023) : undefined;
     // Clients cannot set subscription or ask: those follow the presence protocol only.
     const item: RosterItem = existing ? { ...existing, name, groups } : { contact, name, groups, subscription: 'none', ask: false };

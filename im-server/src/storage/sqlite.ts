@@ -73,7 +73,8 @@ export class SqliteStorage implements Storage {
   private timer: NodeJS.Timeout | undefined;
   private lastCommitAt = 0;
   private readonly rosterVersions = new Map<string, number>();
-  private readonly offlineCounts = new Map<string, number>();
+  /** Per user: count and UTF-8 bytes of stored offline messages (cleared on a failed commit, recounted on demand). */
+  private readonly offlineUsages = new Map<string, { count: number; bytes: number }>();
   private readonly s;
 
   constructor(private readonly opts: SqliteOptions) {
@@ -94,17 +95,19 @@ export class SqliteStorage implements Storage {
       listAccounts: db.prepare('SELECT username FROM accounts ORDER BY username').pluck(),
       roster: db.prepare('SELECT contact, name, subscription, ask, groups FROM roster WHERE username = ? ORDER BY contact'),
       rosterItem: db.prepare('SELECT contact, name, subscription, ask, groups FROM roster WHERE username = ? AND contact = ?'),
+      countRoster: db.prepare('SELECT count(*) FROM roster WHERE username = ?').pluck(),
       setItem: db.prepare('INSERT OR REPLACE INTO roster VALUES (?, ?, ?, ?, ?, ?)'),
       delItem: db.prepare('DELETE FROM roster WHERE username = ? AND contact = ?'),
       version: db.prepare('SELECT version FROM roster_version WHERE username = ?').pluck(),
       setVersion: db.prepare('INSERT OR REPLACE INTO roster_version VALUES (?, ?)'),
       pendingIn: db.prepare('SELECT contact, stanza FROM pending_in WHERE username = ? ORDER BY rowid'),
       hasPendingIn: db.prepare('SELECT 1 FROM pending_in WHERE username = ? AND contact = ?').pluck(),
+      countPendingIn: db.prepare('SELECT count(*) FROM pending_in WHERE username = ?').pluck(),
       addPendingIn: db.prepare('INSERT OR REPLACE INTO pending_in VALUES (?, ?, ?)'),
       delPendingIn: db.prepare('DELETE FROM pending_in WHERE username = ? AND contact = ?'),
-      countOffline: db.prepare('SELECT count(*) FROM offline WHERE username = ?').pluck(),
+      offlineUsage: db.prepare('SELECT count(*) AS count, coalesce(sum(length(CAST(stanza AS BLOB))), 0) AS bytes FROM offline WHERE username = ?'),
       storeOffline: db.prepare('INSERT INTO offline (username, stanza, stamp) VALUES (?, ?, ?)'),
-      offline: db.prepare('SELECT id, stanza FROM offline WHERE username = ? ORDER BY id'),
+      offline: db.prepare('SELECT id, stanza FROM offline WHERE username = ? AND id > ? ORDER BY id LIMIT ?'),
       delOffline: db.prepare('DELETE FROM offline WHERE username = ? AND id <= ?'),
       vcard: db.prepare('SELECT xml FROM vcard WHERE username = ?').pluck(),
       setVcard: db.prepare('INSERT OR REPLACE INTO vcard VALUES (?, ?)'),
@@ -153,7 +156,7 @@ export class SqliteStorage implements Storage {
     } catch (e) {
       // Nothing of this batch is durable: its writers are told, nothing is acknowledged.
       this.rosterVersions.clear();
-      this.offlineCounts.clear();
+      this.offlineUsages.clear();
       this.opts.onError?.(e as Error);
       batch.reject(e as Error);
       return;
@@ -227,7 +230,7 @@ export class SqliteStorage implements Storage {
       }
     })();
     this.rosterVersions.delete(username);
-    this.offlineCounts.delete(username);
+    this.offlineUsages.delete(username);
   }
 
   listAccounts(): string[] {
@@ -276,6 +279,11 @@ export class SqliteStorage implements Storage {
     return { version, durable };
   }
 
+  countRoster(username: string): number {
+    this.sync('roster');
+    return this.s.countRoster.get(username) as number;
+  }
+
   // ---- pending-in subscription requests ----
 
   getPendingIn(username: string): { contact: string; stanza: string }[] {
@@ -286,6 +294,11 @@ export class SqliteStorage implements Storage {
   hasPendingIn(username: string, contact: string): boolean {
     this.sync('pending');
     return this.s.hasPendingIn.get(username, contact) === 1;
+  }
+
+  countPendingIn(username: string): number {
+    this.sync('pending');
+    return this.s.countPendingIn.get(username) as number;
   }
 
   addPendingIn(username: string, contact: string, stanza: string): Promise<void> {
@@ -299,28 +312,34 @@ export class SqliteStorage implements Storage {
   // ---- offline messages ----
 
   countOffline(username: string): number {
-    let n = this.offlineCounts.get(username);
-    if (n === undefined) {
+    return this.offlineUsage(username).count;
+  }
+
+  offlineUsage(username: string): { count: number; bytes: number } {
+    let u = this.offlineUsages.get(username);
+    if (u === undefined) {
       this.sync('offline');
-      n = this.s.countOffline.get(username) as number;
-      this.offlineCounts.set(username, n);
+      const r = this.s.offlineUsage.get(username) as { count: number; bytes: number };
+      u = { count: r.count, bytes: r.bytes };
+      this.offlineUsages.set(username, u);
     }
-    return n;
+    return { ...u };
   }
 
   storeOffline(username: string, stanza: string): Promise<void> {
-    this.offlineCounts.set(username, this.countOffline(username) + 1);
+    const u = this.offlineUsage(username);
+    this.offlineUsages.set(username, { count: u.count + 1, bytes: u.bytes + Buffer.byteLength(stanza) });
     const stamp = Date.now();
     return this.enqueue('offline', () => this.s.storeOffline.run(username, stanza, stamp));
   }
 
-  getOffline(username: string): { id: number; stanza: string }[] {
+  getOffline(username: string, afterId = 0, limit = -1): { id: number; stanza: string }[] {
     this.sync('offline');
-    return this.s.offline.all(username) as { id: number; stanza: string }[];
+    return this.s.offline.all(username, afterId, limit) as { id: number; stanza: string }[];
   }
 
   deleteOffline(username: string, upToId: number): Promise<void> {
-    this.offlineCounts.delete(username); // recounted (after this delete commits) when next asked
+    this.offlineUsages.delete(username); // recounted (after this delete commits) when next asked
     return this.enqueue('offline', () => this.s.delOffline.run(username, upToId));
   }
 

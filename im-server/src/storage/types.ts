@@ -68,6 +68,7 @@ export interface Storage {
 
   getRoster(username: string): { version: number; items: RosterItem[] };
   getRosterItem(username: string, contact: string): RosterItem | undefined;
+  countRoster(username: string): number;
   /** Returns the new roster version at once; `durable` settles on commit. */
   setRosterItem(username: string, item: RosterItem): { version: number; durable: Promise<void> };
   removeRosterItem(username: string, contact: string): { version: number; durable: Promise<void> };
@@ -75,13 +76,17 @@ export interface Storage {
   /** Subscription requests waiting for the user's answer (RFC 6121 pending-in). */
   getPendingIn(username: string): { contact: string; stanza: string }[];
   hasPendingIn(username: string, contact: string): boolean;
+  countPendingIn(username: string): number;
   addPendingIn(username: string, contact: string, stanza: string): Promise<void>;
   removePendingIn(username: string, contact: string): Promise<void>;
 
   countOffline(username: string): number;
+  /** What the user's offline messages take: how many, and their size in bytes (UTF-8). */
+  offlineUsage(username: string): { count: number; bytes: number };
   storeOffline(username: string, stanza: string): Promise<void>;
-  /** Offline messages in arrival order (ids increase); they stay stored until deleteOffline. */
-  getOffline(username: string): { id: number; stanza: string }[];
+  /** Offline messages in arrival order (ids increase), those with id > afterId, at most `limit`;
+   * they stay stored until deleteOffline. */
+  getOffline(username: string, afterId?: number, limit?: number): { id: number; stanza: string }[];
   /** Deletes the user's offline messages with id <= upToId (queued in the group commit). */
   deleteOffline(username: string, upToId: number): Promise<void>;
 
