@@ -18,7 +18,7 @@ function newToken(): string {
 }
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseJid } from './core/jid.js';
+import { localProblem, newUsernameProblem, parseJid } from './core/jid.js';
 import { makeAccount } from './core/sasl.js';
 import { dbPath } from './server.js';
 import { SqliteStorage } from './storage/sqlite.js';
@@ -53,7 +53,12 @@ async function main(): Promise<void> {
   const username = (): string => {
     if (!arg) fail(`${cmd} needs a user (alice or alice@domain)`);
     const jid = parseJid(arg.includes('@') ? arg : `${arg}@${values.domain ?? 'localhost'}`);
-    if (!jid || !jid.local || jid.resource) fail(`"${arg}" is not a valid user JID`);
+    if (!jid || !jid.local || jid.resource) {
+      const local = arg.includes('@') ? arg.slice(0, arg.lastIndexOf('@')) : arg;
+      // An account named before the PRECIS username rules, which they refuse now: deluser can still remove it.
+      if (cmd === 'deluser' && local && storage.getAccount(local)) return local;
+      fail(`"${arg}" is not a valid user JID${local && localProblem(local) ? `: ${localProblem(local)}` : ''}`);
+    }
     if (values.domain && jid.domain !== values.domain) fail(`${arg} is not on ${values.domain}`);
     return jid.local;
   };
@@ -62,6 +67,8 @@ async function main(): Promise<void> {
     switch (cmd) {
       case 'adduser': {
         const u = username();
+        const policy = newUsernameProblem(u);
+        if (policy) fail(policy);
         if (!(await storage.createAccount(await makeAccount(u, await readPassword(values), iterations)))) fail(`${u} exists already`);
         console.log(`created ${u}`);
         break;

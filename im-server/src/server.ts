@@ -6,6 +6,7 @@ import { createSecureContext } from 'node:tls';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config.js';
 import { Host } from './core/host.js';
+import { localProblem, prepLocal } from './core/jid.js';
 import { createMetrics } from './core/metrics.js';
 import { makeAccount } from './core/sasl.js';
 import { Streams } from './core/streams.js';
@@ -56,6 +57,11 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
     if (!password) throw new Error(`accounts: no password for ${username} (${a.passwordFile ? `file ${a.passwordFile} is empty` : `env ${a.passwordEnv} is not set`})`);
     await storage.createAccount(await makeAccount(username, password, config.scramIterations));
     log.info({ user: username }, 'account created from config');
+  }
+  // Names stored before the PRECIS username rules (RFC 8265) that those rules refuse (invisible,
+  // bidi-control or symbol characters): such an account can no longer log in. Said once per start.
+  for (const u of storage.listAccounts()) {
+    if (prepLocal(u) !== u) log.warn({ user: u, problem: localProblem(u) ?? 'not in its prepared form' }, 'account name not valid under the username rules: it cannot log in; remove it with "admin deluser" and register a valid name');
   }
   const modules = loadModules(host);
   const tlsFiles = ensureCertificate(config.dataDir, config.domain, config.tls.cert, config.tls.key);

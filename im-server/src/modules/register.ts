@@ -2,6 +2,7 @@
 // (XEP-0401 <preauth/>; single- or multi-use, expiring, revocable), password change and account removal.
 import type { PreAuthEvent } from '../core/c2s.js';
 import type { Host, StanzaEvent } from '../core/host.js';
+import { enforceLocal, newUsernameProblem } from '../core/jid.js';
 import { makeAccount } from '../core/sasl.js';
 import { NS, errorReply, iqResult } from '../core/stanza.js';
 import { xml } from '../core/xml.js';
@@ -40,9 +41,15 @@ export default function register(host: Host): void {
       }
       if (stanza.attrs.type !== 'set') return true;
       if (query.getChild('remove')) { reply(errorReply(stanza, 'bad-request', 'log in to remove an account')); return true; }
-      const username = host.prepUsername(query.getChildText('username') ?? '');
+      // PRECIS UsernameCaseMapped (RFC 8265), as at login: "Alice" and "ａｌｉｃｅ" are alice, and
+      // names with invisible, bidi-control or other disallowed characters are refused with the reason.
+      const prepared = enforceLocal(query.getChildText('username') ?? '');
       const password = query.getChildText('password') ?? '';
-      if (!username || password.length === 0) { reply(errorReply(stanza, 'not-acceptable', 'a valid username and a password are needed')); return true; }
+      if (typeof prepared !== 'string') { reply(errorReply(stanza, 'not-acceptable', prepared.problem)); return true; }
+      const mixed = newUsernameProblem(prepared);
+      if (mixed) { reply(errorReply(stanza, 'not-acceptable', mixed)); return true; }
+      const username = prepared;
+      if (password.length === 0) { reply(errorReply(stanza, 'not-acceptable', 'a password is needed')); return true; }
       const invite = policy === 'invite' ? stream.invite : undefined;
       if (policy === 'invite') {
         if (!invite) { reply(errorReply(stanza, 'forbidden', 'registration on this server needs an invite (XEP-0401 preauth token)')); return true; }
