@@ -1,13 +1,19 @@
 // Resource binding (RFC 6120 §7): a client-chosen or server-made resource; a conflict with a
 // live session kicks the old one or refuses the new one, as configured.
 import { randomBytes } from 'node:crypto';
-import type { C2SStream } from './c2s.js';
 import type { Host } from './host.js';
 import { Jid, prepResource } from './jid.js';
+import type { Session } from './session.js';
 import { NS, errorReply, iqResult } from './stanza.js';
 import { xml, type Element } from './xml.js';
 
-export function bindResource(host: Host, stream: C2SStream, iq: Element, payload: Element): void {
+/** The stream binding a resource: a session whose JID and bound state bind sets. */
+export interface Binding extends Session {
+  jid: Jid;
+  bound: boolean;
+}
+
+export function bindResource(host: Host, stream: Binding, iq: Element, payload: Element): void {
   const requested = payload.getChildText('resource');
   const resource = requested ? prepResource(requested.trim()) : randomBytes(9).toString('base64url');
   if (!resource) return stream.send(errorReply(iq, 'bad-request', 'not a valid resource'));

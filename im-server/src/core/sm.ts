@@ -3,7 +3,6 @@
 // sessions (live or hibernating after their connection dropped) and what happens to unacked
 // stanzas when a session ends for good (Prosody's "handle_unacked_stanzas").
 import { randomBytes } from 'node:crypto';
-import type { C2SStream } from './c2s.js';
 import type { Host } from './host.js';
 import type { Jid } from './jid.js';
 import { parseElement } from './parser.js';
@@ -14,6 +13,24 @@ interface Unacked {
   xml: string;
   /** Sent from storage (offline messages, subscription requests): still stored there, never re-routed. */
   stored: boolean;
+}
+
+/** What stream management needs of a session: it wraps the session's output and connection, and
+ * asks no more of it than this (no import of the stream class: no cycle). */
+export interface SmSession {
+  readonly id: string;
+  readonly username: string;
+  readonly bound: boolean;
+  readonly live: boolean;
+  sm: SmState | undefined;
+  raw(s: string): void;
+  streamError(condition: string, text?: string): void;
+  /** The resume timeout expired: the session ends for real. */
+  expire(): void;
+  /** Takes over `from`'s connection (resumption). */
+  adopt(from: SmSession): void;
+  /** Writes every stanza not yet acknowledged, in order. */
+  resend(): void;
 }
 
 /** h values and counters are mod 2^32 (XEP-0198 §4). */
@@ -70,7 +87,7 @@ export class SmState {
 
 /** Resumable sessions by SM id, and the timers of those whose connection dropped. */
 export class Resumptions {
-  private readonly sessions = new Map<string, C2SStream>();
+  private readonly sessions = new Map<string, SmSession>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Recently ended ids, to report the final h in <failed/> (bounded). */
   private readonly ended = new Map<string, { username: string; h: number }>();
@@ -79,11 +96,11 @@ export class Resumptions {
     return randomBytes(18).toString('base64url');
   }
 
-  add(s: C2SStream): void {
+  add(s: SmSession): void {
     this.sessions.set(s.sm!.id, s);
   }
 
-  get(id: string): C2SStream | undefined {
+  get(id: string): SmSession | undefined {
     return this.sessions.get(id);
   }
 
@@ -93,13 +110,13 @@ export class Resumptions {
     return e && e.username === username ? e.h : undefined;
   }
 
-  hibernate(s: C2SStream): void {
+  hibernate(s: SmSession): void {
     const id = s.sm!.id;
     this.timers.set(id, setTimeout(() => { this.timers.delete(id); s.expire(); }, s.sm!.max * 1000).unref());
   }
 
   /** The session has a connection again. */
-  wake(s: C2SStream): void {
+  wake(s: SmSession): void {
     const id = s.sm!.id;
     clearTimeout(this.timers.get(id));
     this.timers.delete(id);
@@ -110,7 +127,7 @@ export class Resumptions {
     for (const id of [...this.timers.keys()]) this.sessions.get(id)?.expire();
   }
 
-  remove(s: C2SStream): void {
+  remove(s: SmSession): void {
     const id = s.sm!.id;
     if (this.sessions.get(id) !== s) return;
     this.wake(s);
@@ -147,16 +164,16 @@ const validH = (v: string | undefined): number | undefined => {
   return v !== undefined && Number.isInteger(h) && h >= 0 && h <= 0xffffffff ? h : undefined;
 };
 
-function failed(s: C2SStream, condition: string, text: string, h?: number): void {
+function failed(s: SmSession, condition: string, text: string, h?: number): void {
   s.raw(`<failed xmlns="${NS.sm}"${h === undefined ? '' : ` h="${h}"`}><${condition} xmlns="${NS.stanzas}"/>` +
     `<text xmlns="${NS.stanzas}" xml:lang="en">${escapeText(text)}</text></failed>`);
 }
 
 /** Streams that sent <resume/> and wait for it to complete. */
-const resuming = new WeakSet<C2SStream>();
+const resuming = new WeakSet<SmSession>();
 
 /** A top-level element in urn:xmpp:sm:3 on an authenticated stream. */
-export function smElement(s: C2SStream, el: Element, host: Host, resumptions: Resumptions): void {
+export function smElement(s: SmSession, el: Element, host: Host, resumptions: Resumptions): void {
   const timeout = host.config.streamManagement.resumeTimeoutSeconds;
   switch (el.name) {
     case 'enable': {
@@ -194,7 +211,7 @@ export function smElement(s: C2SStream, el: Element, host: Host, resumptions: Re
   }
 }
 
-function resume(s: C2SStream, el: Element, host: Host, resumptions: Resumptions): void {
+function resume(s: SmSession, el: Element, host: Host, resumptions: Resumptions): void {
   if (s.bound || s.sm || resuming.has(s)) return failed(s, 'unexpected-request', 'resume instead of binding a resource, once');
   const previd = el.attrs.previd ?? '';
   const h = validH(el.attrs.h);
