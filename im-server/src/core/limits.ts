@@ -65,7 +65,7 @@ export function throttleKey(address: string): string {
   return `${prefix.map((n) => n.toString(16)).join(':')}::/64`;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => { setTimeout(r, ms).unref(); });
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class AuthThrottle {
   private readonly addresses = new Map<string, AddressState>();
@@ -148,7 +148,6 @@ export class AuthThrottle {
         if (i >= 0) a.waiters.splice(i, 1);
         resolve();
       }, 1000);
-      timer.unref();
       a.waiters.push(wake);
     });
   }
