@@ -40,10 +40,10 @@ export class Backups extends pulumi.ComponentResource {
       writeFile(CRON_FILE, renderBackupCron(args.schedule, BACKUP_BIN), "0644"),
       ...(args.knownHosts ? [writeFile("/etc/pi-im/backup/known_hosts", args.knownHosts, "0644")] : []),
     ];
-    const plain = `${PRELUDE}\n${files.map((f) => `${f} || true`).join("\n")}\n`;
+    const plain = `${PRELUDE}\n${files.join("\n")}\n`;
     // The key makes the whole script secret: Pulumi stores it encrypted and never prints it.
     const script = args.sshKey
-      ? pulumi.secret(pulumi.output(args.sshKey).apply((k) => `${plain}${writeFile(BACKUP_KEY_FILE, k.endsWith("\n") ? k : `${k}\n`, "0600")} || true\n`))
+      ? pulumi.secret(pulumi.output(args.sshKey).apply((k) => `${plain}${writeFile(BACKUP_KEY_FILE, k.endsWith("\n") ? k : `${k}\n`, "0600")}\n`))
       : pulumi.output(`${plain}rm -f ${BACKUP_KEY_FILE}\n`);
     const undo = `${PRELUDE}\nrm -f ${BACKUP_BIN} ${RESTORE_BIN} ${CRON_FILE} ${BACKUP_KEY_FILE} /etc/pi-im/backup/known_hosts\nlog "backup commands removed; existing backups are kept"\n`;
     this.install = remoteStep(`${args.pi}-backups`, { connection: args.connection, script, undo }, childOpts(this, opts));

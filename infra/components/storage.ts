@@ -18,7 +18,7 @@ export class Storage extends pulumi.ComponentResource {
   constructor(name: string, args: StorageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("pi-im:infra:Storage", name, {}, opts);
     const { pi, connection, manage, ...o } = args;
-    const dirsOnly = `set -euo pipefail\n${o.dirs.map((d) => `install -d -m ${d.mode} ${o.mountPoint}/${d.path} && chown ${d.owner} ${o.mountPoint}/${d.path}`).join("\n")}\n`;
+    const dirsOnly = `set -euo pipefail\n${o.dirs.map((d) => `install -d -m ${d.mode} ${o.mountPoint}/${d.path}\nchown ${d.owner} ${o.mountPoint}/${d.path}`).join("\n")}\n`;
     this.setup = remoteStep(
       `${pi}-storage`,
       manage ? { connection, script: renderStorageScript(o), undo: renderStorageUndo(o.mountPoint) } : { connection, script: dirsOnly },

@@ -80,10 +80,10 @@ export function renderClusterDeploy(o: ClusterDeployOptions): string {
   return `#!/bin/bash
 # pi-im cluster deploy, rendered by infra/render/cluster.ts.
 ${PRELUDE}
-${writeFile(COMPOSE_WRAPPER, renderComposeWrapper(), "0755")} || true
-${writeFile(ADMIN_COMMAND, renderAdminCommand(o.domain, o.adminService), "0755")} || true
-${writeFile(`${CLUSTER_DIR}/docker-compose.yml`, o.compose)} || true
-${writeFile(`${CLUSTER_DIR}/nginx.conf`, o.nginxConf)} || true
+${writeFile(COMPOSE_WRAPPER, renderComposeWrapper(), "0755")}
+${writeFile(ADMIN_COMMAND, renderAdminCommand(o.domain, o.adminService), "0755")}
+${writeFile(`${CLUSTER_DIR}/docker-compose.yml`, o.compose)}
+${writeFile(`${CLUSTER_DIR}/nginx.conf`, o.nginxConf)}
 ${COMPOSE_WRAPPER} config -q
 ${COMPOSE_WRAPPER} up -d --remove-orphans
 # nginx reads its config at start; a changed nginx.conf with an unchanged container needs a reload.
@@ -120,9 +120,9 @@ log "cluster removed (the data on /mnt/storage is kept)"
 export function renderTlsInstall(o: { cert: string; key: string; ca?: string; group: string }): string {
   return `${PRELUDE}
 install -d -m 0755 ${TLS_DIR}
-${writeFile(`${TLS_DIR}/cert.pem`, o.cert, "0644")} || true
-${writeFile(`${TLS_DIR}/key.pem`, o.key, "0640", `root:${o.group}`)} || true
-${o.ca ? `${writeFile(`${TLS_DIR}/ca.pem`, o.ca, "0644")} || true` : `rm -f ${TLS_DIR}/ca.pem`}
+${writeFile(`${TLS_DIR}/cert.pem`, o.cert, "0644")}
+${writeFile(`${TLS_DIR}/key.pem`, o.key, "0640", `root:${o.group}`)}
+${o.ca ? writeFile(`${TLS_DIR}/ca.pem`, o.ca, "0644") : `rm -f ${TLS_DIR}/ca.pem`}
 `;
 }
 

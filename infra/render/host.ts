@@ -1,6 +1,6 @@
 // Host OS setup: hostname, time zone, locale, admin user and keys, packages, unattended upgrades,
 // and the sshd hardening drop-in. Works on Raspberry Pi OS Bookworm and plain Debian 12.
-import { PRELUDE, q, writeFile } from "./shell";
+import { PRELUDE, q, WROTE, writeFile } from "./shell";
 
 export interface HostOptions {
   hostname: string;
@@ -114,13 +114,14 @@ if cmp -s "$ak.new" "$ak"; then rm -f "$ak.new"; else mv "$ak.new" "$ak"; log "u
 [ -s "$ak" ] || die "$ADMIN has no SSH keys; refusing to disable password login (set pi-im:admin.authorizedKeys)"
 
 # sshd hardening, checked with sshd -t before it is used.
-${o.sshHardening ? `if ${writeFile(SSHD_DROPIN, renderSshdHardening(o.adminUser))}; then
+${o.sshHardening ? `${writeFile(SSHD_DROPIN, renderSshdHardening(o.adminUser))}
+if ${WROTE}; then
   if ! sshd -t; then rm -f ${SSHD_DROPIN}; die "sshd rejected the hardening drop-in; removed it"; fi
   systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null || true
 fi` : `if [ -f ${SSHD_DROPIN} ]; then rm -f ${SSHD_DROPIN}; systemctl reload ssh 2>/dev/null || true; fi`}
 
 # Unattended security upgrades.
-${o.unattendedUpgrades ? writeFile("/etc/apt/apt.conf.d/20auto-upgrades", UNATTENDED) + " || true" : "rm -f /etc/apt/apt.conf.d/20auto-upgrades"}
+${o.unattendedUpgrades ? writeFile("/etc/apt/apt.conf.d/20auto-upgrades", UNATTENDED) : "rm -f /etc/apt/apt.conf.d/20auto-upgrades"}
 
 install -d -m 0755 /etc/pi-im /var/lib/pi-im
 log "host ready: $HOSTNAME_WANTED"

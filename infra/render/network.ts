@@ -3,7 +3,7 @@
 // on older Pi OS, systemd-networkd or ifupdown on plain Debian) unless config pins it.
 // Guard: the script refuses to move off the address the SSH session came in on unless allowed.
 import { netmaskOf, parseCidr } from "../net";
-import { PRELUDE, q, writeFile } from "./shell";
+import { PRELUDE, q, WROTE, writeFile } from "./shell";
 
 export type NetStack = "networkmanager" | "dhcpcd" | "networkd" | "ifupdown";
 
@@ -114,7 +114,8 @@ log "network stack: $STACK"
 changed=0
 case "$STACK" in
   networkmanager)
-    if ${writeFile(NM_FILE(iface), renderNmKeyfile(o), "0600")}; then changed=1; fi
+    ${writeFile(NM_FILE(iface), renderNmKeyfile(o), "0600")}
+    if ${WROTE}; then changed=1; fi
     if [ "$changed" = 1 ]; then nmcli connection reload; nmcli connection up ${q(`pi-im-${iface}`)} >/dev/null; fi ;;
   dhcpcd)
     block=${q(renderDhcpcdBlock(o))}
@@ -126,9 +127,11 @@ case "$STACK" in
       systemctl restart dhcpcd
     fi ;;
   networkd)
-    if ${writeFile(NETWORKD_FILE(iface), renderNetworkdUnit(o))}; then changed=1; networkctl reload; networkctl reconfigure "$IFACE"; fi ;;
+    ${writeFile(NETWORKD_FILE(iface), renderNetworkdUnit(o))}
+    if ${WROTE}; then changed=1; networkctl reload; networkctl reconfigure "$IFACE"; fi ;;
   ifupdown)
-    if ${writeFile(IFUPDOWN_FILE(iface), renderIfupdownStanza(o))}; then
+    ${writeFile(IFUPDOWN_FILE(iface), renderIfupdownStanza(o))}
+    if ${WROTE}; then
       changed=1
       grep -qE '^(source|source-directory) /etc/network/interfaces.d' /etc/network/interfaces || echo 'source /etc/network/interfaces.d/*' >>/etc/network/interfaces
       # The stanza may duplicate one in /etc/network/interfaces: comment that one out.

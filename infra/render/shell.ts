@@ -24,25 +24,35 @@ umask 022
 export DEBIAN_FRONTEND=noninteractive
 log() { printf '[pi-im] %s\\n' "$*" >&2; }
 die() { printf '[pi-im] ERROR: %s\\n' "$*" >&2; exit 1; }
-# pi_im_write PATH MODE OWNER BASE64: write a file atomically; status 0 if it changed, 1 if not.
+# pi_im_write PATH MODE OWNER BASE64: write a file atomically. Sets PI_IM_WROTE=1 if it changed,
+# 0 if not, and returns 0 either way; any failure ends the script. Every step is checked by hand:
+# bash ignores set -e inside a function called from an if, && or || context, so errexit alone
+# would let a failed write or chown carry on and log "wrote". (PI_IM_WROTE is read by the scripts that care.)
+# shellcheck disable=SC2034
 pi_im_write() {
   local path=$1 mode=$2 owner=$3 tmp
-  mkdir -p "$(dirname "$path")"
-  tmp=$(mktemp "$path.XXXXXX")
-  printf '%s' "$4" | base64 -d > "$tmp"
-  chmod "$mode" "$tmp"
-  chown "$owner" "$tmp"
-  if [ -f "$path" ] && cmp -s "$tmp" "$path" && [ "$(stat -c %a:%u:%g "$path")" = "$(stat -c %a:%u:%g "$tmp")" ]; then
+  PI_IM_WROTE=0
+  mkdir -p "$(dirname "$path")" || die "cannot create the folder of $path"
+  tmp=$(mktemp "$path.XXXXXX") || die "cannot create a temporary file next to $path"
+  if ! { printf '%s' "$4" | base64 -d >"$tmp" && chmod "$mode" "$tmp" && chown "$owner" "$tmp"; }; then
     rm -f "$tmp"
-    return 1
+    die "could not write $path (mode $mode, owner $owner)"
   fi
-  mv -f "$tmp" "$path"
+  if [ -f "$path" ] && cmp -s "$tmp" "$path" && [ "$(stat -c %a:%u:%g "$path")" = "$(stat -c %a:%u:%g "$tmp")" ]; then
+    rm -f "$tmp" || die "could not remove $tmp"
+    return 0
+  fi
+  mv -fT "$tmp" "$path" || { rm -f "$tmp"; die "could not move the new $path into place"; }
+  PI_IM_WROTE=1
   log "wrote $path"
-  return 0
 }
 `;
 
-/** A shell line writing `content` to `path` (true when changed); `|| true` keeps set -e happy. */
+/** A shell statement writing `content` to `path`; afterwards PI_IM_WROTE is 1 when it changed. A
+ * statement of its own: it fails the script on any error, and needs no `|| true` (which would hide one). */
 export function writeFile(path: string, content: string, mode = "0644", owner = "root:root"): string {
   return `pi_im_write ${q(path)} ${q(mode)} ${q(owner)} ${q(b64(content))}`;
 }
+
+/** A shell condition, true when the last writeFile changed its file. */
+export const WROTE = `[ "$PI_IM_WROTE" = 1 ]`;
