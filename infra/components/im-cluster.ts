@@ -27,10 +27,15 @@ export interface ImClusterArgs {
   nodeMemory: string;
   nodeCpus: number;
   nginxMemory: string;
+  /** Seconds the deploy waits for every container's health check (default 900: room for a slow board). */
   healthTimeout?: number;
 }
 
 export const INCOMING_DIR = "/var/lib/pi-im/incoming";
+
+/** Seconds to wait for healthy containers: a node on an emulated board, 2-3x slower than this
+ * machine's, still fits; a broken one is reported with its health checks' output. */
+export const HEALTH_TIMEOUT = 900;
 
 /** sha256 of a file, streamed in chunks (image tarballs are hundreds of MB). */
 export function fileSha256(file: string): string {
@@ -118,7 +123,7 @@ export class ImCluster extends pulumi.ComponentResource {
       {
         connection,
         script: renderClusterDeploy({
-          compose: this.composeFile, nginxConf: this.nginxConf, services, healthTimeout: args.healthTimeout ?? 300,
+          compose: this.composeFile, nginxConf: this.nginxConf, services, healthTimeout: args.healthTimeout ?? HEALTH_TIMEOUT,
           domain: args.domain, adminService: ports[0]!.name,
         }),
         undo: renderClusterUndo(),

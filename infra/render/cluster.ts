@@ -88,15 +88,29 @@ ${COMPOSE_WRAPPER} config -q
 ${COMPOSE_WRAPPER} up -d --remove-orphans
 # nginx reads its config at start; a changed nginx.conf with an unchanged container needs a reload.
 ${COMPOSE_WRAPPER} exec -T nginx nginx -s reload >/dev/null 2>&1 || true
+# Wait for every container's health check. A slow board (emulated, busy) may take minutes: say so
+# every minute; on timeout, show the service's log and its health checks' own output.
+health_log() {
+  docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}{{.Start}} exit {{.ExitCode}}: {{.Output}}{{println}}{{end}}{{else}}no health check; state {{.State.Status}}{{println}}{{end}}' "$1" 2>&1 || true
+}
 deadline=$((SECONDS + ${o.healthTimeout}))
 for svc in ${o.services.map(q).join(" ")}; do
+  said=$SECONDS
   while :; do
     id=$(${COMPOSE_WRAPPER} ps -q "$svc")
     state=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing)
     case "$state" in healthy|running) log "$svc: $state"; break ;; esac
     if [ "$SECONDS" -ge "$deadline" ]; then
-      ${COMPOSE_WRAPPER} logs --tail 50 "$svc" >&2 || true
-      die "$svc is $state after ${o.healthTimeout}s (logs above; on the Pi: sudo pi-im-compose logs $svc)"
+      ${COMPOSE_WRAPPER} logs --tail 30 "$svc" >&2 || true
+      if [ -n "$id" ]; then
+        log "$svc health checks (docker inspect $id, oldest first):"
+        health_log "$id" >&2
+      fi
+      die "$svc is $state after ${o.healthTimeout}s (its log and health checks above; on the Pi: sudo pi-im-compose logs $svc; sudo docker inspect $id)"
+    fi
+    if [ $((SECONDS - said)) -ge 60 ]; then
+      log "$svc: still $state after $((SECONDS - deadline + ${o.healthTimeout}))s; last check: $(health_log "$id" | tail -n 2 | tr '\n' ' ')"
+      said=$SECONDS
     fi
     sleep 3
   done

@@ -79,7 +79,37 @@ export function nodePorts(nodes: number, base: number): NodePorts[] {
   }));
 }
 
-const healthJs = (httpPort: number) => `fetch('http://127.0.0.1:${httpPort}/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`;
+/** Health check timing, for a Pi that may be 2-3x slower than it should be (emulated, busy, throttled). */
+export const HEALTHCHECK = {
+  interval: "15s",
+  /** docker exec on an emulated arm64 board alone takes seconds. */
+  timeout: "15s",
+  readTimeoutSeconds: 10,
+  retries: 3,
+  /** Failures in the first minutes do not count: a slow board opens SQLite and warms up first. */
+  startPeriod: "180s",
+} as const;
+
+/**
+ * The nodes' health check: a bash script (bash is in every pi-im image) that asks the node's own
+ * GET /health over /dev/tcp and passes only on a 200 status line. A check costs one bash start,
+ * not a Node.js start (seconds on an emulated Pi, and a real Pi's CPU every interval). A failure
+ * prints the answer (e.g. 503 with the storage problem), which `docker inspect` keeps in the
+ * container's health log.
+ */
+export function healthProbe(httpPort: number, readTimeoutSeconds: number = HEALTHCHECK.readTimeoutSeconds): string {
+  return [
+    `exec 3<>/dev/tcp/127.0.0.1/${httpPort} || { echo "/health: nothing listens on 127.0.0.1:${httpPort}"; exit 1; }`,
+    `printf 'GET /health HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&3`,
+    `IFS= read -r -t ${readTimeoutSeconds} status <&3 || { echo "/health: no answer within ${readTimeoutSeconds}s"; exit 1; }`,
+    `status=\${status%$'\\r'}`,
+    `case $status in "HTTP/1."[01]" 200" | "HTTP/1."[01]" 200 "*) exit 0 ;; esac`,
+    // Skip the headers; the body says why (JSON from the node).
+    `while IFS= read -r -t 2 h <&3 && [ -n "\${h%$'\\r'}" ]; do :; done`,
+    `echo "/health: $status $(head -c 300 <&3)"`,
+    `exit 1`,
+  ].join("\n");
+}
 
 export function renderCompose(o: ComposeOptions): string {
   if (o.nodes < 1) throw new Error("renderCompose: nodes must be at least 1");
@@ -106,7 +136,10 @@ export function renderCompose(o: ComposeOptions): string {
       stop_grace_period: "30s",
       environment: { NODE_ENV: "production", PI_IM_NODE_ID: n.name, PI_IM_NODES: String(o.nodes) },
       volumes: [`${o.dataDir}:/data`, `${o.tlsDir}:/tls:ro`],
-      healthcheck: { test: ["CMD", "node", "-e", healthJs(n.httpPort)], interval: "15s", timeout: "5s", retries: 3, start_period: "60s" },
+      healthcheck: {
+        test: ["CMD", "bash", "-c", healthProbe(n.httpPort)],
+        interval: HEALTHCHECK.interval, timeout: HEALTHCHECK.timeout, retries: HEALTHCHECK.retries, start_period: HEALTHCHECK.startPeriod,
+      },
       deploy: { resources: { limits: { memory: o.nodeMemory.toUpperCase(), cpus: String(o.nodeCpus) } } },
       logging,
     };
@@ -118,7 +151,7 @@ export function renderCompose(o: ComposeOptions): string {
     restart: "unless-stopped",
     depends_on: nodePorts(o.nodes, o.internalPortBase).map((n) => n.name),
     volumes: [`${o.nginxConfPath}:/etc/nginx/nginx.conf:ro`, `${o.tlsDir}:/tls:ro`],
-    healthcheck: { test: ["CMD", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${o.httpPort}`], interval: "30s", timeout: "5s", retries: 3 },
+    healthcheck: { test: ["CMD", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${o.httpPort}`], interval: "30s", timeout: HEALTHCHECK.timeout, retries: 3, start_period: "60s" },
     deploy: { resources: { limits: { memory: o.nginxMemory.toUpperCase() } } },
     logging,
   };

@@ -110,14 +110,29 @@ test("3. the USB disk is mounted at /mnt/storage from fstab, and still is after 
   t.regex(await onBoard("systemctl show -p RequiresMountsFor docker.service"), /\/mnt\/storage/, "docker waits for the disk");
 });
 
+/** Every container's state and its health checks' own output (docker inspect), for a failure message. */
+async function healthReport(): Promise<string> {
+  const format = "{{.Name}} {{.State.Status}} health={{if .State.Health}}{{.State.Health.Status}}{{range .State.Health.Log}}{{println}}  {{.Start}} exit {{.ExitCode}}: {{.Output}}{{end}}{{else}}none{{end}}";
+  try {
+    return await onBoard(`for c in $(sudo docker ps -aq); do sudo docker inspect -f '${format}' "$c"; done`);
+  } catch (e) {
+    return `(docker inspect failed: ${(e as Error).message})`;
+  }
+}
+
 test("4. the IM node is healthy (also after the reboot) and nginx serves HTTPS with the site certificate", async (t) => {
+  // After the reboot the containers start again: on a board 2-3x slower than this one that takes
+  // minutes (the health checks' start period alone is HEALTHCHECK.startPeriod).
+  const deadline = Date.now() + 900_000;
   let ps = "";
-  for (let i = 0; i < 60; i++) {
+  for (;;) {
     ps = await onBoard("sudo docker ps --format '{{.Names}} {{.Status}}'");
     if (/node.*\(healthy\)/.test(ps) && /nginx/.test(ps) && !/starting|unhealthy/.test(ps)) break;
+    if (Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 5000));
   }
-  t.regex(ps, /node\S*\s+Up .*\(healthy\)/, ps);
+  const healthy = /node\S*\s+Up .*\(healthy\)/.test(ps);
+  t.true(healthy, healthy ? "" : `no healthy node after 900 s (${elapsed()}):\n${ps}\nhealth checks:\n${await healthReport()}`);
   const health = await httpsGet(front.https, DOMAIN, ca, "/health");
   t.true(health.authorized, `certificate verified against the site CA: ${health.error}`);
   t.regex(health.subjectAltName ?? "", new RegExp(`DNS:${DOMAIN.replace(".", "\\.")}`));
