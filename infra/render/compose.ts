@@ -121,12 +121,15 @@ export function renderCompose(o: ComposeOptions): string {
       entrypoint: ["node", "/app/bin/pi-im-server.js"],
       // Host network, bound to loopback: nginx reaches a node from 127.0.0.1 (which the node
       // trusts to carry TLS-terminated WebSocket), with no docker-proxy hop on the Pi's CPU.
+      // --proxy-protocol: nginx's stream passthroughs (c2s, direct TLS) open every connection with
+      // a PROXY header naming the client, so per-address limits see clients, not 127.0.0.1.
       command: [
         "--domain", o.domain, "--data-dir", "/data",
         "--c2s-host", "127.0.0.1", "--c2s-port", String(n.c2sPort), "--http-host", "127.0.0.1", "--http-port", String(n.httpPort),
         "--registration", o.registration, "--tls-cert", "/tls/cert.pem", "--tls-key", "/tls/key.pem",
         "--upload-url", uploadUrl(o.domain, o.httpsPort), "--upload-max-file-size", String(o.uploadMaxBytes ?? UPLOAD_MAX_BYTES),
         "--websocket-url", websocketUrl(o.domain, o.httpsPort),
+        "--proxy-protocol", "true",
         ...(o.directTls ? ["--c2s-direct-tls-port", String(n.c2sDirectTlsPort)] : []),
       ],
       network_mode: "host",

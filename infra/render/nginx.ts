@@ -1,6 +1,7 @@
 // nginx.conf for the front of the IM cluster: HTTPS + WebSocket on 443, redirect on 80 (health
 // stays reachable), XMPP c2s as a TCP stream passthrough (STARTTLS stays end to end), and
-// optionally XEP-0368 direct TLS passed through the same way.
+// optionally XEP-0368 direct TLS passed through the same way. The passthroughs speak the PROXY
+// protocol to the nodes (which run with --proxy-protocol true); HTTP carries X-Real-IP.
 // nginx runs with the host's network so ufw governs its ports; nodes listen on loopback ports.
 
 export interface NginxUpstream {
@@ -43,14 +44,20 @@ ${o.upstreams.map((u) => `    server ${u.host}:${nodePort(u)} max_fails=3 fail_t
   server {
     listen ${port};${v6(`${port}`)}
     proxy_pass ${name};
+    # The node sees 127.0.0.1 as the peer: a PROXY protocol header (v1) tells it the client's address.
+    proxy_protocol on;
     proxy_connect_timeout 5s;
     proxy_timeout 1h;
   }
 `;
+  // nginx is the site's edge: the client address headers name the peer nginx saw, and replace (never
+  // append to) whatever a client sent under those names, so no client can choose the address the
+  // nodes' per-address limits see.
   const proxyHeaders = `      proxy_set_header Host $host;
       proxy_set_header X-Real-IP $remote_addr;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;`;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header Forwarded "";`;
   return `# Rendered by pi-im (infra/render/nginx.ts). Do not edit on the Pi: pulumi up rewrites it.
 load_module ${o.streamModule ?? "/usr/lib/nginx/modules/ngx_stream_module.so"};
 user ${o.user ?? "www-data"};

@@ -96,6 +96,22 @@ test("direct TLS: nodes get their own port, the firewall opens the public one, D
   t.deepEqual(srvRecords("chat.office.lan", { xmpp: 5222 }), ["_xmpp-client._tcp.chat.office.lan. 3600 IN SRV 5 0 5222 chat.office.lan."]);
 });
 
+test("PROXY protocol: every node is told to expect it, and both of nginx's passthroughs (c2s, direct TLS) send it", (t) => {
+  const doc = renderCompose({ ...compose, nodes: 3, directTls: true });
+  const commands = [...doc.matchAll(/^    command: \[(.*)\]$/gm)].map((m) => m[1]!);
+  t.is(commands.length, 4, "three nodes and nginx");
+  for (const c of commands.filter((x) => x.includes("--domain"))) t.regex(c, /"--proxy-protocol", "true"/);
+  const conf = renderNginxConf({
+    domain: "chat.office.lan", ports: { http: 80, https: 443, xmpp: 5222, xmppDirectTls: 5223 }, tlsDir: "/tls",
+    upstreams: nodePorts(3, 15000).map((p) => ({ host: "127.0.0.1", httpPort: p.httpPort, c2sPort: p.c2sPort, c2sDirectTlsPort: p.c2sDirectTlsPort })),
+  });
+  const stream = conf.slice(conf.indexOf("\nstream {"));
+  const servers = stream.split("server {").slice(1);
+  t.is(servers.length, 2);
+  for (const block of servers) t.regex(block, /^\s*proxy_protocol on;$/m, block);
+  t.false(conf.slice(0, conf.indexOf("\nstream {")).includes("proxy_protocol"), "HTTP carries X-Real-IP instead");
+});
+
 test("compose values with $ are escaped for Compose interpolation", (t) => {
   t.is(toYaml({ a: "x$y" }), 'a: "x$$y"\n');
 });
