@@ -46,7 +46,7 @@ export class Backups extends pulumi.ComponentResource {
       ? pulumi.secret(pulumi.output(args.sshKey).apply((k) => `${plain}${writeFile(BACKUP_KEY_FILE, k.endsWith("\n") ? k : `${k}\n`, "0600")}\n`))
       : pulumi.output(`${plain}rm -f ${BACKUP_KEY_FILE}\n`);
     const undo = `${PRELUDE}\nrm -f ${BACKUP_BIN} ${RESTORE_BIN} ${CRON_FILE} ${BACKUP_KEY_FILE} /etc/pi-im/backup/known_hosts\nlog "backup commands removed; existing backups are kept"\n`;
-    this.install = remoteStep(`${args.pi}-backups`, { connection: args.connection, script, undo }, childOpts(this, opts));
+    this.install = remoteStep(`${args.pi}-backups`, { connection: args.connection, script, undo, secret: !!args.sshKey }, childOpts(this, opts));
     this.schedule = pulumi.output(args.schedule);
     const t = o.target;
     this.registerOutputs({

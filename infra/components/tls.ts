@@ -39,7 +39,8 @@ export class Tls extends pulumi.ComponentResource {
       this.caCert = pulumi.output("");
     } else {
       // No triggers: the CA is made on the first `pulumi up` and kept in the (encrypted) state.
-      const ca = new local.Command(`${name}-ca`, { create: renderCaScript(args.site) }, { parent: this, additionalSecretOutputs: ["stdout"] });
+      // The keys are on stdout: `logging: "none"` keeps them out of the progress display.
+      const ca = new local.Command(`${name}-ca`, { create: renderCaScript(args.site), logging: "none" }, { parent: this, additionalSecretOutputs: ["stdout"] });
       // The CA certificate is public; its key stays inside the secret stdout.
       const caCert = pulumi.unsecret(ca.stdout.apply((s) => pemBlocks(s).certs[0] ?? ""));
       const leaf = new local.Command(
@@ -47,6 +48,7 @@ export class Tls extends pulumi.ComponentResource {
         {
           create: renderLeafScript(args.domain, args.names, args.days),
           stdin: pulumi.secret(ca.stdout),
+          logging: "none",
           triggers: [args.domain, ...args.names, String(args.days), caCert],
         },
         { parent: this, additionalSecretOutputs: ["stdout"] },
@@ -62,7 +64,7 @@ export class Tls extends pulumi.ComponentResource {
         ),
       );
       this.installs.push(
-        remoteStep(`${t.pi}-tls`, { connection: t.connection, script, undo: renderTlsUndo() }, childOpts(this, opts, ...(t.dependsOn ?? []))),
+        remoteStep(`${t.pi}-tls`, { connection: t.connection, script, undo: renderTlsUndo(), secret: true }, childOpts(this, opts, ...(t.dependsOn ?? []))),
       );
     }
     this.registerOutputs({ caCert: this.caCert, cert: this.cert, names: args.names, mode: args.provided ? "provided" : "self-signed" });

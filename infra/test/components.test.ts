@@ -83,9 +83,19 @@ test.serial("secrets: the SSH key, CA key and backup key are secret inputs and a
   for (const r of res.filter((x) => x.type.startsWith("command:remote"))) {
     t.true(isSecretValue(r.raw["connection"]), `${r.name}: connection (holds the key) must be secret`);
   }
-  t.true(isSecretValue(find(res, "o3-pi1-backups").raw["create"]), "the backup step carries the backup key");
-  t.true(isSecretValue(find(res, "o3-pi1-tls").raw["create"]), "the TLS install carries the server key");
+  // Steps whose script holds a key get it on stdin (a failed command's error message quotes the
+  // command, never its stdin) and show none of their output in the progress display.
+  for (const [step, what] of [["o3-pi1-backups", "the backup key"], ["o3-pi1-tls", "the server key"]] as const) {
+    const r = find(res, step);
+    t.true(isSecretValue(r.raw["stdin"]), `${step}: ${what} travels on stdin, as a secret`);
+    t.regex(unwrap(r.raw["stdin"]), /pi_im_write/, `${step}: stdin is the script`);
+    t.regex(unwrap(r.raw["create"]), /^S="\$\(cat\)"/, `${step}: the command reads the script from stdin`);
+    t.is(r.raw["logging"], "none", `${step}: its output is not shown`);
+  }
   t.true(isSecretValue(find(res, "tls-o3-office-cert").raw["stdin"]), "the CA key reaches openssl as a secret");
+  for (const name of ["tls-o3-office-ca", "tls-o3-office-cert"]) t.is(find(res, name).raw["logging"], "none", `${name} prints keys: not shown`);
+  // Steps with nothing secret keep upstream's default: their progress is shown.
+  for (const step of ["o3-pi1-host", "o3-pi1-cluster", "o3-pi1-firewall"]) t.is(find(res, step).raw["logging"], undefined, step);
   const plain = (v: any): string => JSON.stringify(v, (_k, x) => (isSecretValue(x) ? "<secret>" : x));
   for (const r of res) {
     const text = plain(r.raw) + plain(r.outputs ?? {});

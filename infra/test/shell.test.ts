@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { PRELUDE, WROTE, writeFile } from "../render/shell";
 import { renderTlsInstall, TLS_DIR } from "../render/cluster";
-import { asRoot, stampedScripts } from "../components/step";
+import { asRoot, asRootFromStdin, stampedScripts } from "../components/step";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "pi-im-shell-"));
 
@@ -94,4 +94,14 @@ test("the rendered TLS install, as its step runs it: a key that cannot be given 
   t.is(ok.code, 0, ok.stderr);
   t.is(fs.readFileSync(`${tlsDir}/key.pem`, "utf8"), "KEY\n");
   t.is(fs.readFileSync(`${dir}/stamps/pi1-tls`, "utf8"), "def456\n");
+});
+
+test("a secret step's script arrives on stdin and runs; an empty stdin is an error", (t) => {
+  const dir = tmp();
+  const ok = bash(asRootFromStdin("pi1-tls"), `${PRELUDE}\n${writeFile(`${dir}/k`, "KEY\n", "0600")}\n`);
+  t.is(ok.code, 0, ok.stderr);
+  t.is(fs.readFileSync(`${dir}/k`, "utf8"), "KEY\n");
+  const empty = bash(asRootFromStdin("pi1-tls"), "");
+  t.not(empty.code, 0);
+  t.regex(empty.stderr, /pi1-tls: no script on stdin/);
 });

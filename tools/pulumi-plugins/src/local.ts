@@ -1,5 +1,6 @@
 // command:local:Command — run a shell command on the machine that runs `pulumi up`.
 import { spawn } from "node:child_process";
+import type { OutputLog } from "./output-log";
 
 export interface RunResult { stdout: string; stderr: string }
 
@@ -9,6 +10,8 @@ export interface LocalSpec {
   dir?: string;
   environment?: Record<string, string>;
   stdin?: string;
+  /** Streams the output as it comes (the `logging` input decides which streams). */
+  log?: OutputLog;
 }
 
 /** Like the upstream provider: one trailing newline is not part of the output. */
@@ -32,13 +35,16 @@ export function runLocal(spec: LocalSpec): Promise<RunResult> {
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    child.stdout.on("data", (d: Buffer) => stdout.push(d));
-    child.stderr.on("data", (d: Buffer) => stderr.push(d));
-    child.on("error", reject);
+    child.stdout.on("data", (d: Buffer) => { stdout.push(d); spec.log?.stdout?.(d); });
+    child.stderr.on("data", (d: Buffer) => { stderr.push(d); spec.log?.stderr?.(d); });
+    child.on("error", (err) => void (spec.log?.flush() ?? Promise.resolve()).then(() => reject(err)));
     child.on("close", (code, signal) => {
       const out = { stdout: trimOutput(Buffer.concat(stdout).toString()), stderr: trimOutput(Buffer.concat(stderr).toString()) };
-      if (code === 0) resolve(out);
-      else reject(commandFailure(spec.command, code, signal, out));
+      // Like upstream, every line is delivered before the command's result is.
+      void (spec.log?.flush() ?? Promise.resolve()).then(() => {
+        if (code === 0) resolve(out);
+        else reject(commandFailure(spec.command, code, signal, out));
+      });
     });
     child.stdin.on("error", () => {}); // a command that exits without reading its input is not a crash
     child.stdin.end(spec.stdin ?? "");

@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { Client, type ConnectConfig, type SFTPWrapper } from "ssh2";
 import { type Archive, type Asset, isArchive, isAsset } from "./wire";
 import { commandFailure, type RunResult, trimOutput } from "./local";
+import type { OutputLog } from "./output-log";
 
 export interface Connection {
   host: string;
@@ -74,7 +75,7 @@ export function withEnvironment(command: string, env: Record<string, string> | u
   return `${entries.map(([k, v]) => `export ${k}=${shellQuote(v)}`).join("; ")}; ${command}`;
 }
 
-export async function runRemote(conn: Connection, command: string, env?: Record<string, string>, stdin?: string): Promise<RunResult> {
+export async function runRemote(conn: Connection, command: string, env?: Record<string, string>, stdin?: string, log?: OutputLog): Promise<RunResult> {
   const client = await connect(conn);
   try {
     return await new Promise<RunResult>((resolve, reject) => {
@@ -84,13 +85,16 @@ export async function runRemote(conn: Connection, command: string, env?: Record<
         const stderr: Buffer[] = [];
         let code: number | null = null;
         let signal: string | null = null;
-        stream.on("data", (d: Buffer) => stdout.push(d));
-        stream.stderr.on("data", (d: Buffer) => stderr.push(d));
+        stream.on("data", (d: Buffer) => { stdout.push(d); log?.stdout?.(d); });
+        stream.stderr.on("data", (d: Buffer) => { stderr.push(d); log?.stderr?.(d); });
         stream.on("exit", (c: number | null, s?: string) => { code = c; signal = s ?? null; });
         stream.on("close", () => {
           const out = { stdout: trimOutput(Buffer.concat(stdout).toString()), stderr: trimOutput(Buffer.concat(stderr).toString()) };
-          if (code === 0) resolve(out);
-          else reject(commandFailure(command, code, signal, out));
+          // Like upstream, every line is delivered before the command's result is.
+          void (log?.flush() ?? Promise.resolve()).then(() => {
+            if (code === 0) resolve(out);
+            else reject(commandFailure(command, code, signal, out));
+          });
         });
         stream.end(stdin ?? "");
       });

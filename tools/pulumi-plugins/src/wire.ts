@@ -21,6 +21,19 @@ export function reveal<T = unknown>(v: unknown): T {
   return out as T;
 }
 
+/** True when a secret wrapper is anywhere inside v. */
+export function containsSecret(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(containsSecret);
+  if (!isObject(v)) return false;
+  if (v[SIG_KEY] === SECRET_SIG) return true;
+  return Object.values(v).some(containsSecret);
+}
+
+/** v wrapped as a secret, as the engine expects it on the wire. */
+export function asSecret(v: unknown): Record<string, unknown> {
+  return { [SIG_KEY]: SECRET_SIG, value: v };
+}
+
 export interface Asset { path?: string; text?: string; uri?: string; hash?: string }
 export interface Archive { path?: string; assets?: Record<string, Asset | Archive>; uri?: string; hash?: string }
 

@@ -4,7 +4,7 @@ import test from "ava";
 import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { pulumi, repoRoot, startSshd, type Sshd } from "./helpers";
+import { buildPlugins, pulumi, repoRoot, startSshd, type Sshd } from "./helpers";
 
 const program = `
 import * as pulumi from "@pulumi/pulumi";
@@ -34,6 +34,7 @@ const copy = new command.remote.CopyToRemote("copy", {
   remotePath: \`\${dir}/sub/copied.txt\`,
 });
 export const remoteOut = remote.stdout;
+export const localOut = local.stdout;
 export const key = connection.privateKey;
 `;
 
@@ -41,6 +42,7 @@ let tmp: string;
 let sshd: Sshd;
 
 test.before(async () => {
+  await buildPlugins();
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), "pi-im-engine-"));
   sshd = await startSshd(tmp);
   const project = path.join(tmp, "project");
@@ -72,13 +74,20 @@ test.serial("pulumi up, up with 0 changes, destroy with 0 resources, over a real
 
   const up = await p(["up", "--yes", "--skip-preview"]);
   t.is(up.code, 0, `${up.stdout}\n${up.stderr}`);
+  // As upstream, a command's output is streamed into the progress display, line by line.
+  t.regex(up.stdout, /command:local:Command local .*created-local/);
+  t.regex(up.stdout, new RegExp(`command:remote:Command remote .*created-local on ${os.hostname()}`));
   t.is(await fs.readFile(path.join(out, "local.txt"), "utf8"), "hello");
   t.is((await fs.readFile(path.join(out, "remote.txt"), "utf8")).trim(), `created-local on ${os.hostname()}`);
   t.is(await fs.readFile(path.join(out, "sub/copied.txt"), "utf8"), "copied over sftp\n");
 
   const outputs = JSON.parse((await p(["stack", "output", "--json"])).stdout) as Record<string, string>;
-  t.is(outputs["remoteOut"], `created-local on ${os.hostname()}`);
   t.is(outputs["key"], "[secret]", "the key output stays secret");
+  // As upstream: a secret input (the SDK makes every remote connection secret) makes stdout secret.
+  t.is(outputs["remoteOut"], "[secret]", "a remote command's output is secret");
+  t.is(outputs["localOut"], "created-local", "a local command with no secret input has plain output");
+  const revealed = JSON.parse((await p(["stack", "output", "--json", "--show-secrets"])).stdout) as Record<string, string>;
+  t.is(revealed["remoteOut"], `created-local on ${os.hostname()}`);
   const state = (await p(["stack", "export"])).stdout;
   t.false(state.includes("PRIVATE KEY"), "no private key in the state in plain text");
 

@@ -48,6 +48,11 @@ export async function startSshd(dir: string): Promise<Sshd> {
   };
 }
 
+/** Compiles src/ into .pi-im/plugins (what set-up does), so the engine runs the plugins as they are now. */
+export async function buildPlugins(): Promise<void> {
+  await run("npx", ["tsc", "-p", path.join(repoRoot, "tools/pulumi-plugins/tsconfig.build.json")], { cwd: repoRoot });
+}
+
 /** The environment bin/pulumi sees: state and home under `home`, a throw-away passphrase. */
 export function pulumiEnv(home: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PI_IM_HOME: home, PULUMI_CONFIG_PASSPHRASE: "engine-test-passphrase" };
