@@ -164,3 +164,56 @@ test('200 clients doing STARTTLS and logging in at once, each as early as the pr
     t.false(s.logs.some((l) => l.includes('not-well-formed')), 'no stream was refused as not-well-formed');
   } finally { await s.stop(); }
 });
+
+/** A client that takes whatever the server sends next as the answer to its last request and then
+ * sends the next one (as some load tools do): it stays in step only if each answer comes in one
+ * piece, and if what it sends early is kept for the stream it belongs to. */
+function lockstepLogin(port: number, user: string, mechanism: 'PLAIN', early = false): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const plain = net.connect(port, '127.0.0.1');
+    let sock: net.Socket = plain;
+    let log = '';
+    const steps: (() => void)[] = [
+      () => sock.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`),
+      () => {
+        plain.removeAllListeners('data');
+        const secure = tls.connect({ socket: plain, servername: 'localhost', rejectUnauthorized: false }, () => secure.write(streamHeader));
+        sock = secure;
+        secure.setEncoding('utf8');
+        secure.on('data', onData);
+        secure.on('error', reject);
+      },
+      () => {
+        sock.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${mechanism}'>${Buffer.from(`\0${user}\0pw`).toString('base64')}</auth>`);
+        // Early: the next stream's header before <success/> came (while the password is checked).
+        if (early) { setTimeout(() => sock.write(streamHeader), 2); steps.shift(); }
+      },
+      () => sock.write(streamHeader),
+      () => sock.write(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`),
+    ];
+    const onData = (d: string): void => {
+      log += d;
+      if (log.includes('stream:error') || log.includes('</jid>')) { sock.destroy(); resolve(log); return; }
+      steps.shift()?.();
+    };
+    plain.setEncoding('utf8');
+    plain.on('data', onData);
+    plain.on('error', reject);
+    plain.write(streamHeader);
+    setTimeout(() => { sock.destroy(); resolve(log); }, 20_000).unref();
+  });
+}
+
+test('each answer of the server comes in one piece, and what a client sends before <success/> is kept for the new stream', async (t) => {
+  const s = await startServer({ registration: 'open' });
+  try {
+    const { connect, stopClient } = await import('./helpers.js');
+    await stopClient(await connect(s, { username: 'lockstep', password: 'pw', register: true }));
+    for (let i = 0; i < 6; i++) {
+      const log = await lockstepLogin(s.c2sPort, 'lockstep', 'PLAIN', i % 2 === 1);
+      t.notRegex(log, /stream:error/, log);
+      t.regex(log, /<success/);
+      t.regex(log, /<jid>lockstep@localhost\/[^<]+<\/jid>/, 'the early stream header opened the authenticated stream');
+    }
+  } finally { await s.stop(); }
+});

@@ -176,3 +176,25 @@ test('a stanza whose end tag does not match is refused and not delivered', async
   await t.throwsAsync(waitFor(r, (m) => m.getChildText('body') === 'mismatched', 'the mismatched message', 1000));
   await stopClient(r);
 });
+
+test('a burst from one client does not hold the others: their stanzas are handled between parts of it', async (t) => {
+  const s = await startServer({ registration: 'open', config: { limits: { stanzaBurst: 100_000, stanzasPerSecond: 100_000 } } });
+  try {
+    const user = uniq('burst');
+    await stopClient(await connect(s, { username: user, password: 'pw', register: true }));
+    const a = await rawLogin(s.c2sPort, user, 'pw', 'a');
+    const b = await rawLogin(s.c2sPort, user, 'pw', 'b');
+    a.data = ''; b.data = '';
+    const n = 700; // about 60 KB: one read for the server
+    const burst = Array.from({ length: n }, (_, i) => `<iq type="get" id="a${i}"><ping xmlns="urn:xmpp:ping"/></iq>`).join('');
+    let answersBeforePong = -1;
+    const counted = b.until(/id="bping"/, 20_000).then(() => { answersBeforePong = (a.data.match(/type="result"/g) ?? []).length; });
+    a.socket.write(burst);
+    b.socket.write(`<iq type="get" id="bping"><ping xmlns="urn:xmpp:ping"/></iq>`);
+    await counted;
+    await a.until(`id="a${n - 1}"`, 20_000);
+    t.log(`${answersBeforePong} of ${n} answers to the burst were out when the other client's ping was answered`);
+    // Before: the whole read (all 700) was handled before anything else; now at most 32 stanzas a turn.
+    t.true(answersBeforePong < n, `the burst was handled in one go (${answersBeforePong} of ${n} answers before the other client's)`);
+  } finally { await s.stop(); }
+});

@@ -16,6 +16,10 @@ export interface AuthStream {
   raw(s: string): void;
   /** Called once the <success/> is due: the stream sends it and restarts. */
   authenticated(username: string, success: string): void;
+  /** While a check is under way, what the client sends waits unparsed: after <success/> it is
+   * the restarted stream's (a client that sends its new header early must not break), else ours. */
+  hold(): void;
+  release(): void;
 }
 
 /** A failure that was a guess (wrong password or unknown user), counted against the address. */
@@ -86,10 +90,12 @@ export class SaslNegotiation {
       }
       this.step(step);
     };
+    this.stream.hold();
     run().then(
-      () => { this.busy = false; },
+      () => { this.busy = false; this.stream.release(); },
       (err: unknown) => {
         this.busy = false;
+        this.stream.release();
         this.scram = undefined;
         this.host.log.error({ err: (err as Error)?.stack ?? String(err), address }, 'error while checking a login');
         if (!this.stream.closed) this.failure('temporary-auth-failure');

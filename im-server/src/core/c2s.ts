@@ -68,6 +68,8 @@ export class C2SStream implements Session {
       get secure() { return stream.transport.secure; },
       get address() { return stream.transport.address; },
       raw: (s) => this.raw(s),
+      hold: () => this.transport.hold(),
+      release: () => this.transport.release(),
       authenticated: (username, success) => {
         this.username = username;
         host.log.info({ stream: this.id, user: username, transport: this.transport.kind }, 'authenticated');

@@ -59,6 +59,11 @@ export class StreamParser {
   private pendingBlank = true;
   /** A top-level element whose end tag saxes has read but not yet checked against its start tag. */
   private ready: Element | undefined;
+  /** Top-level elements handed out so far, and input not parsed yet (see write()). */
+  private emitted = 0;
+  private backlog = '';
+  /** Elements one write() or resume() may hand out before it yields. */
+  yieldAfter = Number.MAX_SAFE_INTEGER;
 
   /** framed: one or more whole elements per write (a WebSocket message, RFC 7395), under a synthetic root. */
   constructor(private readonly handler: ParserHandler, private readonly limits: ParserLimits, private readonly framed = false) {
@@ -84,18 +89,42 @@ export class StreamParser {
   stop(): void {
     this.failed = true;
     this.current = undefined;
+    this.backlog = '';
   }
 
+  /** Parses `chunk`. After `yieldAfter` top-level elements it stops at a slice boundary and keeps
+   * the rest (`backlog`) for resume(), so that one client's burst cannot hold the event loop. */
   write(chunk: string): void {
     if (this.failed) return;
+    if (this.backlog) { this.backlog += chunk; return; }
     // A keep-alive: whitespace while no stanza is under way. Not buffered at all.
     if (this.depth <= 1 && this.pendingBlank && WHITESPACE.test(chunk)) {
       if (Buffer.byteLength(chunk) > this.limits.maxKeepaliveBytes) return this.failQuietly('policy-violation', `more than ${this.limits.maxKeepaliveBytes} bytes of whitespace between stanzas`);
       this.handler.keepalive?.();
       return;
     }
+    this.run(chunk);
+  }
+
+  /** Input written but not parsed yet (the parser yielded). */
+  get backlogged(): boolean {
+    return this.backlog.length > 0 && !this.failed;
+  }
+
+  /** Parses (part of) the backlog. */
+  resume(): void {
+    const b = this.backlog;
+    this.backlog = '';
+    if (b && !this.failed) this.run(b);
+  }
+
+  private run(chunk: string): void {
+    const start = this.emitted;
     try {
-      for (let i = 0; i < chunk.length && !this.failed; i += SLICE) this.writeSlice(i === 0 && chunk.length <= SLICE ? chunk : chunk.slice(i, i + SLICE));
+      for (let i = 0; i < chunk.length && !this.failed; i += SLICE) {
+        if (this.emitted - start >= this.yieldAfter) { this.backlog = chunk.slice(i); return; }
+        this.writeSlice(i === 0 && chunk.length <= SLICE ? chunk : chunk.slice(i, i + SLICE));
+      }
     } catch (e) {
       if (e !== STOP) throw e;
     }
@@ -138,6 +167,7 @@ export class StreamParser {
     const el = this.ready;
     if (!el) return;
     this.ready = undefined;
+    this.emitted++;
     this.handler.element(el);
     if (this.failed) throw STOP; // the handler stopped us (STARTTLS, SASL restart, stream error)
   }

@@ -42,6 +42,10 @@ export interface Transport {
   buffered(): number;
   /** After SASL success: the next bytes start a new stream (a client must send nothing more before <success/>). */
   restart(): void;
+  /** Parse nothing more until release(): an asynchronous SASL step decides whether what the
+   * client sends meanwhile belongs to this stream or to the one its <success/> starts. */
+  hold(): void;
+  release(): void;
   /** TCP only: TLS from the next byte on (after <proceed/>); what followed <starttls/> in plain text is dropped. */
   startTls?(): void;
   /** Ends the connection after pending writes. */

@@ -10,6 +10,7 @@ import { NS } from '../core/stanza.js';
 import type { Streams } from '../core/streams.js';
 import type { StreamInput, Transport } from '../core/transport.js';
 import { escapeAttr } from '../core/xml.js';
+import { Intake, TURN_ELEMENTS } from './intake.js';
 import { normalizeAddress, parseProxyHeader } from './proxy-protocol.js';
 
 const STREAM_HEADER_END = ` xmlns="jabber:client" xmlns:stream="${NS.stream}" version="1.0" xml:lang="en">`;
@@ -21,6 +22,20 @@ class TcpTransport implements Transport {
   private input!: StreamInput;
   private parser!: StreamParser;
   private decoder = new TextDecoder('utf-8', { fatal: true });
+  private emitted = 0;
+  /** What the stream wrote in this turn of the event loop: one socket write (one TCP segment,
+   * one TLS record) instead of many, e.g. the stream header and its features together. */
+  private out: string[] = [];
+  private outBytes = 0;
+  private outDone: (() => void)[] = [];
+  private readonly intake = new Intake({
+    parse: (d) => this.parse(d),
+    backlogged: () => this.parser.backlogged,
+    resume: () => this.guard(() => this.parser.resume()),
+    emitted: () => this.emitted,
+    pauseReading: () => this.socket.pause(),
+    resumeReading: () => this.socket.resume(),
+  });
 
   constructor(private socket: Socket, readonly address: string, public secure: boolean, private readonly host: Host, private readonly context: SecureContext) {}
 
@@ -38,6 +53,19 @@ class TcpTransport implements Transport {
   receive(data: Buffer): void {
     if (this.parser.stopped) return;
     this.input.received();
+    this.intake.push(data);
+  }
+
+  hold(): void {
+    this.intake.hold();
+  }
+
+  release(): void {
+    this.intake.release();
+  }
+
+  private parse(data: Buffer): void {
+    if (this.parser.stopped) return;
     let text: string;
     try {
       text = this.decoder.decode(data, { stream: true });
@@ -45,8 +73,13 @@ class TcpTransport implements Transport {
       this.parser.stop();
       return this.input.streamError('not-well-formed', 'the stream is not valid UTF-8');
     }
+    this.guard(() => this.parser.write(text));
+  }
+
+  /** A bug while handling input costs this connection only. */
+  private guard(fn: () => void): void {
     try {
-      this.parser.write(text);
+      fn();
     } catch (err) {
       this.parser.stop();
       this.input.crashed(err);
@@ -61,12 +94,14 @@ class TcpTransport implements Transport {
         if (attrs.xmlns !== NS.client) return input.streamError('invalid-namespace', 'the stream\'s default namespace must be jabber:client');
         input.streamOpened(attrs);
       },
-      element: (el) => input.element(el),
+      element: (el) => { this.emitted++; input.element(el); },
       streamEnd: () => input.streamClosed(),
       error: (condition, text) => input.streamError(condition, text),
       keepalive: () => input.keepalive(),
     };
-    return new StreamParser(handler, this.host.config.limits);
+    const parser = new StreamParser(handler, this.host.config.limits);
+    parser.yieldAfter = TURN_ELEMENTS;
+    return parser;
   }
 
   header(id: string, from: string): string {
@@ -75,12 +110,27 @@ class TcpTransport implements Transport {
 
   write(data: string, written?: () => void): void {
     if (this.socket.destroyed) return;
-    if (written) this.socket.write(data, (err) => { if (!err) written(); });
+    if (this.out.length === 0) process.nextTick(() => this.flush());
+    this.out.push(data);
+    this.outBytes += data.length;
+    if (written) this.outDone.push(written);
+  }
+
+  /** Writes what the stream wrote since the last flush, in one piece. */
+  private flush(): void {
+    if (this.out.length === 0) return;
+    const data = this.out.length === 1 ? this.out[0]! : this.out.join('');
+    const done = this.outDone;
+    this.out = [];
+    this.outBytes = 0;
+    this.outDone = [];
+    if (this.socket.destroyed) return;
+    if (done.length > 0) this.socket.write(data, (err) => { if (!err) for (const fn of done) fn(); });
     else this.socket.write(data);
   }
 
   buffered(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.outBytes;
   }
 
   restart(): void {
@@ -92,6 +142,8 @@ class TcpTransport implements Transport {
     // Nothing the client sent after <starttls/> in plain text may count (it could be injected):
     // the plain-text parser stops, and only what comes through TLS reaches the next one.
     this.parser.stop();
+    this.intake.clear();
+    this.flush(); // <proceed/> goes out in plain text, before the socket is TLS's
     const raw = this.socket;
     raw.removeAllListeners('data');
     const tls = new TLSSocket(raw, { isServer: true, secureContext: this.context });
@@ -111,6 +163,7 @@ class TcpTransport implements Transport {
 
   end(): void {
     this.parser?.stop();
+    this.flush();
     const s = this.socket;
     s.end();
     // Peers that never close their side are cut off.

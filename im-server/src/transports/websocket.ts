@@ -8,6 +8,7 @@ import { StreamParser } from '../core/parser.js';
 import { NS } from '../core/stanza.js';
 import type { StreamInput, Transport } from '../core/transport.js';
 import { escapeAttr } from '../core/xml.js';
+import { Intake, TURN_ELEMENTS } from './intake.js';
 import { normalizeAddress } from './proxy-protocol.js';
 
 export class WsTransport implements Transport {
@@ -16,6 +17,15 @@ export class WsTransport implements Transport {
   readonly streamNs = ` xmlns:stream="${NS.stream}"`;
   private input!: StreamInput;
   private parser!: StreamParser;
+  private emitted = 0;
+  private readonly intake = new Intake({
+    parse: (d) => this.parse(d),
+    backlogged: () => this.parser.backlogged,
+    resume: () => this.guard(() => { this.parser.resume(); if (!this.parser.backlogged) this.parser.endOfMessage(); }),
+    emitted: () => this.emitted,
+    pauseReading: () => this.ws.pause(),
+    resumeReading: () => this.ws.resume(),
+  });
 
   constructor(private readonly ws: WebSocket, readonly address: string, readonly secure: boolean, private readonly host: Host) {}
 
@@ -24,6 +34,7 @@ export class WsTransport implements Transport {
     this.parser = new StreamParser({
       streamStart: () => {},
       element: (el) => {
+        this.emitted++;
         if (el.attrs.xmlns !== NS.framing) return input.element(el);
         if (el.name === 'open') return input.streamOpened(el.attrs);
         if (el.name === 'close') return input.streamClosed();
@@ -33,6 +44,7 @@ export class WsTransport implements Transport {
       error: (condition, text) => input.streamError(condition, text),
       keepalive: () => input.keepalive(),
     }, this.host.config.limits, true);
+    this.parser.yieldAfter = TURN_ELEMENTS;
     this.ws.on('message', (data, isBinary) => this.receive(data as Buffer, isBinary));
   }
 
@@ -40,13 +52,31 @@ export class WsTransport implements Transport {
     if (this.parser.stopped) return;
     this.input.received();
     if (isBinary) { this.parser.stop(); return this.input.streamError('unsupported-encoding', 'XMPP over WebSocket uses text messages'); }
+    this.intake.push(data);
+  }
+
+  private parse(data: Buffer): void {
+    // ws has checked that text messages are valid UTF-8.
+    this.guard(() => { this.parser.write(data.toString('utf8')); if (!this.parser.backlogged) this.parser.endOfMessage(); });
+  }
+
+  /** A bug while handling input costs this connection only. */
+  private guard(fn: () => void): void {
+    if (this.parser.stopped) return;
     try {
-      this.parser.write(data.toString('utf8')); // ws has checked that text messages are valid UTF-8
-      this.parser.endOfMessage();
+      fn();
     } catch (err) {
       this.parser.stop();
       this.input.crashed(err);
     }
+  }
+
+  hold(): void {
+    this.intake.hold();
+  }
+
+  release(): void {
+    this.intake.release();
   }
 
   header(id: string, from: string): string {
