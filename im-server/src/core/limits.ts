@@ -38,6 +38,8 @@ export interface AuthThrottleOptions {
   /** Most entries per map (addresses, accounts, known pairs); the oldest go first (default 100 000). */
   maxEntries?: number;
   now?: () => number;
+  /** How a delay is waited (tests record them instead of waiting). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** What a gate says: evaluate now (then call done() exactly once), or refuse (banned). */
@@ -77,6 +79,7 @@ export class AuthThrottle {
   private readonly knownMs: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
   private lastSweep = 0;
 
   /**
@@ -90,6 +93,7 @@ export class AuthThrottle {
     this.knownMs = o.knownMs ?? 30 * 86_400_000;
     this.maxEntries = o.maxEntries ?? 100_000;
     this.now = o.now ?? Date.now;
+    this.sleep = o.sleep ?? sleep;
   }
 
   /** The delay before the next attempt from an address with n failures: 0, 0, 1, 2, 4 ... s, capped. */
@@ -116,7 +120,7 @@ export class AuthThrottle {
   async gate(from: string, username: string | undefined, cancelled: () => boolean): Promise<Gate | undefined> {
     const address = throttleKey(from);
     if (username && this.accountDelayMs > 0 && this.slowedAccount(username, address)) {
-      await sleep(this.accountDelayMs);
+      await this.sleep(this.accountDelayMs);
       if (cancelled()) return undefined;
     }
     for (;;) {
@@ -131,7 +135,7 @@ export class AuthThrottle {
       if (a.inflight > 0 && (a.failures > 0 || a.failures + a.inflight >= this.perAddress)) {
         await this.turn(a);
       } else if (a.nextAt > now) {
-        await sleep(a.nextAt - now);
+        await this.sleep(a.nextAt - now);
       } else {
         return this.enter(a, address, username);
       }
