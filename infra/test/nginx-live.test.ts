@@ -13,24 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { renderNginxConf } from "../render/nginx";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((r) => net.connect(port, "127.0.0.1").on("connect", function (this: net.Socket) { this.destroy(); r(true); }).on("error", () => r(false)));
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`port ${port} never opened`);
-}
+import { freePort, waitPort } from "./net";
 
 test("nginx with the rendered config: health, redirect, HTTPS, WebSocket upgrade, TCP passthrough, direct TLS passthrough", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-im-nginx-live-"));
