@@ -49,7 +49,7 @@ async function wsOpen(s: TestServer): Promise<{ ws: WebSocket; msgs: string[]; c
 
 const nested = (n: number): string => '<a>'.repeat(n);
 
-test('deeply nested XML is refused at the depth limit at once: no stall, O(n) work (TCP pre- and post-auth, WebSocket)', async (t) => {
+test('deeply nested XML is refused at the depth limit at once: no stall, O(n) work (TCP and WebSocket, before and after login)', async (t) => {
   const user = uniq('deep');
   await stopClient(await connect(server, { username: user, password: 'pw', register: true }));
   const cases: [string, () => Promise<void>][] = [
@@ -64,7 +64,16 @@ test('deeply nested XML is refused at the depth limit at once: no stall, O(n) wo
       c.send(`<message to="${user}@localhost">` + nested(40_000));
       await c.until(streamError('policy-violation'), 20_000);
     }],
-    ['WebSocket, one 160 KB message', async () => {
+    ['WebSocket after login, one 160 KB message', async () => {
+      const c = await connect(server, { username: user, password: 'pw', transport: 'ws', resource: 'deep' });
+      const gone = new Promise((r) => c.once('disconnect', r));
+      const errors: string[] = [];
+      c.on('error', (e: Error) => errors.push(String((e as { condition?: string }).condition ?? e.message)));
+      await c.write(`<message xmlns="jabber:client" to="${user}@localhost">` + nested(40_000)).catch(() => {});
+      await gone;
+      t.true(errors.includes('policy-violation'), errors.join(','));
+    }],
+    ['WebSocket before login, one 160 KB message', async () => {
       const { ws, msgs, closed } = await wsOpen(server);
       ws.send('<message xmlns="jabber:client">' + nested(40_000));
       await closed;
