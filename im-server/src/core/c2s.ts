@@ -1,8 +1,9 @@
 // One client-to-server XML stream (RFC 6120) on a transport, which owns the framing and the
 // input limits (transport.ts): negotiation (STARTTLS, SASL, bind), the stanza rate, timers,
 // stream management (sm.ts: acks, and resumption, where a session outlives its connection and
-// takes over a new one), then hands stanzas to the host for routing. Modules get: 'stream-features' {features} to offer one after auth,
-// 'nonza/<ns>' {session, element} for other top-level elements, and Session.outFilter.
+// takes over a new one), then hands stanzas to the host for routing. Modules get:
+// 'stream-features' {features} to offer one after auth, 'nonza/<ns>' {session, element} for
+// other top-level elements, and Session.outFilter.
 import { randomBytes } from 'node:crypto';
 import { SaslNegotiation, mechanisms } from './auth.js';
 import { bindResource } from './bind.js';
