@@ -171,6 +171,9 @@ export const siteSchema = z
       .object({
         nodes: z.number().int("must be a whole number").min(1, "must be at least 1 (one IM server node)").max(16).default(1),
         registration: z.enum(["invite", "open", "closed"]).default("invite"),
+        /** Connections one client address may hold on a node (the nodes see each client's own
+         * address through nginx). Raise it where many people share one address (a NAT). */
+        maxConnectionsPerAddress: z.number().int("must be a whole number").min(1, "must be at least 1").max(100_000).default(100),
         images: z
           .object({
             server: imageSchema.default({ index: `${IMAGES}/im-server.json` }),

@@ -134,6 +134,7 @@ export function buildSite(site: SiteConfig, secrets: Secrets, opts: BuildOptions
         nginx: imageSource("nginx", site.cluster.images.nginx, pi.arch, env),
       },
       dataDir, user: s.owner, registration: site.cluster.registration,
+      maxConnectionsPerAddress: site.cluster.maxConnectionsPerAddress,
       internalPortBase: site.cluster.internalPortBase, nodeMemory: site.cluster.nodeMemory,
       nodeCpus: site.cluster.nodeCpus, nginxMemory: site.cluster.nginxMemory,
     }, after(storage, firewall, tls));

@@ -23,6 +23,7 @@ export interface ImClusterArgs {
   dataDir: string;
   user: string;
   registration: ComposeOptions["registration"];
+  maxConnectionsPerAddress?: number;
   internalPortBase: number;
   nodeMemory: string;
   nodeCpus: number;
@@ -100,6 +101,7 @@ export class ImCluster extends pulumi.ComponentResource {
       nginxConfPath: `${CLUSTER_DIR}/nginx.conf`,
       user: args.user,
       registration: args.registration,
+      maxConnectionsPerAddress: args.maxConnectionsPerAddress,
       internalPortBase: args.internalPortBase,
       nodeMemory: args.nodeMemory,
       nodeCpus: args.nodeCpus,

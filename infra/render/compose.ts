@@ -17,6 +17,8 @@ export interface ComposeOptions {
   /** uid:gid the IM nodes run as; owns dataDir. */
   user: string;
   registration: "invite" | "open" | "closed";
+  /** The nodes' limits.maxConnectionsPerAddress (default: the server's own, 100). */
+  maxConnectionsPerAddress?: number;
   internalPortBase: number;
   nodeMemory: string;
   nodeCpus: number;
@@ -130,6 +132,7 @@ export function renderCompose(o: ComposeOptions): string {
         "--upload-url", uploadUrl(o.domain, o.httpsPort), "--upload-max-file-size", String(o.uploadMaxBytes ?? UPLOAD_MAX_BYTES),
         "--websocket-url", websocketUrl(o.domain, o.httpsPort),
         "--proxy-protocol", "true",
+        ...(o.maxConnectionsPerAddress !== undefined ? ["--max-connections-per-address", String(o.maxConnectionsPerAddress)] : []),
         ...(o.directTls ? ["--c2s-direct-tls-port", String(n.c2sDirectTlsPort)] : []),
       ],
       network_mode: "host",

@@ -40,6 +40,7 @@ test("a minimal office config gets the seed's defaults", (t) => {
   t.is(site.pis[0]!.network.interface, "eth0");
   t.deepEqual(site.ports, { http: 80, https: 443, xmpp: 5222, ssh: 22 });
   t.is(site.cluster.nodes, 1);
+  t.is(site.cluster.maxConnectionsPerAddress, 100);
   t.true(site.host.packages.includes("docker.io") && site.host.packages.includes("sqlite3"));
   t.deepEqual(site.sshKey, { source: "config" });
 });
@@ -181,3 +182,8 @@ for (const stack of ["qemu", "office"]) {
     t.true(fs.existsSync(path.join(__dirname, "../CONFIG.md")));
   });
 }
+
+test("cluster.maxConnectionsPerAddress must be a positive whole number", (t) => {
+  only(t, { ...base(), cluster: { maxConnectionsPerAddress: 0 } }, "pi-im:cluster.maxConnectionsPerAddress", "at least 1");
+  only(t, { ...base(), cluster: { maxConnectionsPerAddress: 2.5 } }, "pi-im:cluster.maxConnectionsPerAddress", "whole number");
+});

@@ -101,6 +101,8 @@ test("PROXY protocol: every node is told to expect it, and both of nginx's passt
   const commands = [...doc.matchAll(/^    command: \[(.*)\]$/gm)].map((m) => m[1]!);
   t.is(commands.length, 4, "three nodes and nginx");
   for (const c of commands.filter((x) => x.includes("--domain"))) t.regex(c, /"--proxy-protocol", "true"/);
+  t.false(doc.includes("--max-connections-per-address"), "the server's own default unless the stack sets one");
+  t.regex(renderCompose({ ...compose, maxConnectionsPerAddress: 5000 }), /"--max-connections-per-address", "5000"/);
   const conf = renderNginxConf({
     domain: "chat.office.lan", ports: { http: 80, https: 443, xmpp: 5222, xmppDirectTls: 5223 }, tlsDir: "/tls",
     upstreams: nodePorts(3, 15000).map((p) => ({ host: "127.0.0.1", httpPort: p.httpPort, c2sPort: p.c2sPort, c2sDirectTlsPort: p.c2sDirectTlsPort })),
