@@ -17,6 +17,8 @@ declare module '@xmpp/client' {
     start(): Promise<unknown>;
     stop(): Promise<void>;
     send(...el: Element[]): Promise<void>;
+    /** Writes raw text to the transport (bad input on purpose). */
+    write(s: string): Promise<void>;
     on(ev: string, fn: (...a: any[]) => void): this;
     off(ev: string, fn: (...a: any[]) => void): this;
     once(ev: string, fn: (...a: any[]) => void): this;

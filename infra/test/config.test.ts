@@ -185,5 +185,5 @@ for (const stack of ["qemu", "office"]) {
 
 test("cluster.maxConnectionsPerAddress must be a positive whole number", (t) => {
   only(t, { ...base(), cluster: { maxConnectionsPerAddress: 0 } }, "pi-im:cluster.maxConnectionsPerAddress", "at least 1");
-  only(t, { ...base(), cluster: { maxConnectionsPerAddress: 2.5 } }, "pi-im:cluster.maxConnectionsPerAddress", "whole number");
+  only(t, { ...base(), cluster: { maxConnectionsPerAddress: 2.5 } }, "pi-im:cluster.maxConnectionsPerAddress", "integer");
 });
