@@ -288,10 +288,13 @@ export class C2SStream implements Session {
 
   /** The client opened a stream (transport.ts has checked the root and its namespaces). */
   streamOpened(attrs: Record<string, string>): void {
-    this.header();
     if (attrs.version !== '1.0') return this.streamError('unsupported-version', 'only XMPP 1.0 streams are supported');
     if (attrs.to === undefined || attrs.to.toLowerCase() !== this.host.domain) return this.streamError('host-unknown', `this server serves ${this.host.domain}`);
-    this.raw(this.features());
+    // The header and the features in one write (one TCP segment, one TLS record): a client that
+    // takes the next data it reads as the answer must not act on the header alone.
+    const head = this.opened ? '' : this.transport.header(this.id, this.host.domain);
+    this.opened = true;
+    this.raw(head + this.features());
   }
 
   /** The client closed its stream. */

@@ -23,11 +23,6 @@ class TcpTransport implements Transport {
   private parser!: StreamParser;
   private decoder = new TextDecoder('utf-8', { fatal: true });
   private emitted = 0;
-  /** What the stream wrote in this turn of the event loop: one socket write (one TCP segment,
-   * one TLS record) instead of many, e.g. the stream header and its features together. */
-  private out: string[] = [];
-  private outBytes = 0;
-  private outDone: (() => void)[] = [];
   private readonly intake = new Intake({
     parse: (d) => this.parse(d),
     backlogged: () => this.parser.backlogged,
@@ -110,27 +105,12 @@ class TcpTransport implements Transport {
 
   write(data: string, written?: () => void): void {
     if (this.socket.destroyed) return;
-    if (this.out.length === 0) process.nextTick(() => this.flush());
-    this.out.push(data);
-    this.outBytes += data.length;
-    if (written) this.outDone.push(written);
-  }
-
-  /** Writes what the stream wrote since the last flush, in one piece. */
-  private flush(): void {
-    if (this.out.length === 0) return;
-    const data = this.out.length === 1 ? this.out[0]! : this.out.join('');
-    const done = this.outDone;
-    this.out = [];
-    this.outBytes = 0;
-    this.outDone = [];
-    if (this.socket.destroyed) return;
-    if (done.length > 0) this.socket.write(data, (err) => { if (!err) for (const fn of done) fn(); });
+    if (written) this.socket.write(data, (err) => { if (!err) written(); });
     else this.socket.write(data);
   }
 
   buffered(): number {
-    return this.socket.writableLength + this.outBytes;
+    return this.socket.writableLength;
   }
 
   restart(): void {
@@ -143,7 +123,6 @@ class TcpTransport implements Transport {
     // the plain-text parser stops, and only what comes through TLS reaches the next one.
     this.parser.stop();
     this.intake.clear();
-    this.flush(); // <proceed/> goes out in plain text, before the socket is TLS's
     const raw = this.socket;
     raw.removeAllListeners('data');
     const tls = new TLSSocket(raw, { isServer: true, secureContext: this.context });
@@ -163,7 +142,6 @@ class TcpTransport implements Transport {
 
   end(): void {
     this.parser?.stop();
-    this.flush();
     const s = this.socket;
     s.end();
     // Peers that never close their side are cut off.
