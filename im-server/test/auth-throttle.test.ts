@@ -2,12 +2,10 @@
 // never against an account: wrong passwords for alice from one address cannot keep alice out
 // from another. Unit tests of the AuthThrottle, then the real server with clients bound to
 // different loopback addresses (127.0.0.1, .2, .3 ... all reach a server on 127.0.0.1 on Linux).
-import net from 'node:net';
-import tls from 'node:tls';
 import test from 'ava';
 import { AuthThrottle, throttleKey } from '../src/core/limits.js';
 import { bannedText, humanSeconds } from '../src/core/auth.js';
-import { connect, rawScramSha256, startServer, stopClient, streamHeader, uniq, waitForData, type RawConn, type TestServer } from './helpers.js';
+import { connect, rawScramSha256, rawSecure, startServer, stopClient, uniq, type TestServer } from './helpers.js';
 
 // ---- the throttle on its own ----
 
@@ -126,50 +124,11 @@ test('the ban text says why and when to retry', (t) => {
 
 // ---- the real server ----
 
-/** A raw TCP stream from a chosen local address, after STARTTLS, ready for SASL. */
-async function rawSecureFrom(port: number, localAddress: string): Promise<RawConn> {
-  const socket = net.connect({ port, host: '127.0.0.1', localAddress });
-  await new Promise<void>((res, rej) => { socket.once('connect', res); socket.once('error', rej); });
-  const listeners = new Set<() => void>();
-  let closedResolve!: () => void;
-  const attach = (s: net.Socket): void => {
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => { conn.data += d; for (const l of [...listeners]) l(); });
-    s.on('error', () => {});
-  };
-  const conn: RawConn = {
-    data: '', socket,
-    closed: new Promise<void>((r) => { closedResolve = r; }),
-    send(s) { conn.socket.write(s); },
-    until(what, ms = 20_000) { return waitForData(() => conn.data, listeners, what, ms); },
-    async starttls() {
-      conn.socket.removeAllListeners('data');
-      const t = tls.connect({ socket: conn.socket as net.Socket, servername: 'localhost', rejectUnauthorized: false });
-      await new Promise<void>((res, rej) => { t.once('secureConnect', res); t.once('error', rej); });
-      conn.socket = t;
-      attach(t);
-      return t;
-    },
-    end() { conn.socket.destroy(); },
-  };
-  attach(socket);
-  socket.on('close', () => closedResolve());
-  conn.send(streamHeader);
-  await conn.until('<required/></starttls>');
-  conn.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
-  await conn.until('<proceed');
-  await conn.starttls();
-  conn.data = '';
-  conn.send(streamHeader);
-  await conn.until('</stream:features>');
-  return conn;
-}
-
 type Outcome = 'ok' | 'not-authorized' | 'temporary-auth-failure' | string;
 
 /** One SCRAM-SHA-256 login attempt on a fresh connection from `from`: its outcome, failure text and duration. */
 async function attempt(s: TestServer, from: string, username: string, password: string): Promise<{ outcome: Outcome; text: string; ms: number }> {
-  const c = await rawSecureFrom(s.c2sPort, from);
+  const c = await rawSecure(s.c2sPort, from);
   const t0 = Date.now();
   try {
     const ok = await rawScramSha256(c, username, password);
@@ -215,7 +174,7 @@ test('wrong passwords for alice from A slow and then ban A; alice logs in from B
     t.is(banned.outcome, 'temporary-auth-failure');
     t.regex(banned.text, /too many failed logins from your address: logins from it are refused for [45] s; try again after \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/);
     t.true(banned.ms < 1500, `a ban is answered at once (${banned.ms} ms)`);
-    const plain = await rawSecureFrom(s.c2sPort, A);
+    const plain = await rawSecure(s.c2sPort, A);
     plain.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${alice}\0right`).toString('base64')}</auth>`);
     await plain.until('<temporary-auth-failure/>');
     plain.end();
@@ -252,7 +211,7 @@ test('a client that disconnects during its delay is fine: no error, and its atte
     const from = '127.0.0.4';
     for (let i = 0; i < 3; i++) t.is((await attempt(s, from, u, 'wrong')).outcome, 'not-authorized');
     // The next attempt from there waits 2 s: send it (SCRAM to the proof) and hang up at once.
-    const c = await rawSecureFrom(s.c2sPort, from);
+    const c = await rawSecure(s.c2sPort, from);
     void rawScramSha256(c, u, 'wrong').catch(() => false);
     await c.until('</challenge>');
     await new Promise((r) => setTimeout(r, 300));

@@ -160,8 +160,9 @@ export interface RawConn {
 const HEADER = `<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`;
 export const streamHeader = HEADER;
 
-export async function raw(port: number): Promise<RawConn> {
-  const socket = net.connect(port, '127.0.0.1');
+/** localAddress: another loopback address (127.0.0.2 ...) to stand for another client. */
+export async function raw(port: number, localAddress?: string): Promise<RawConn> {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress });
   await new Promise<void>((res, rej) => { socket.once('connect', res); socket.once('error', rej); });
   return wrap(socket);
 }
@@ -208,8 +209,8 @@ function wrap(socket: net.Socket | tls.TLSSocket): RawConn {
 }
 
 /** A raw TCP stream, upgraded with STARTTLS, at the point where SASL can start. */
-export async function rawSecure(port: number): Promise<RawConn> {
-  const c = await raw(port);
+export async function rawSecure(port: number, localAddress?: string): Promise<RawConn> {
+  const c = await raw(port, localAddress);
   c.send(HEADER);
   await c.until('<required/></starttls>');
   c.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
