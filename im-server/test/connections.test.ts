@@ -168,11 +168,13 @@ test('200 clients doing STARTTLS and logging in at once, each as early as the pr
 /** A client that takes whatever the server sends next as the answer to its last request and then
  * sends the next one (as some load tools do): it stays in step only if each answer comes in one
  * piece, and if what it sends early is kept for the stream it belongs to. */
-function lockstepLogin(port: number, user: string, mechanism: 'PLAIN', early = false): Promise<string> {
+function lockstepLogin(port: number, user: string, mechanism: 'PLAIN', early: 'no' | 'same-read' | 'while-checked' = 'no'): Promise<string> {
   return new Promise((resolve, reject) => {
     const plain = net.connect(port, '127.0.0.1');
     let sock: net.Socket = plain;
     let log = '';
+    let headerSent: Promise<void> = Promise.resolve();
+    const auth = `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${mechanism}'>${Buffer.from(`\0${user}\0pw`).toString('base64')}</auth>`;
     const steps: (() => void)[] = [
       () => sock.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`),
       () => {
@@ -184,12 +186,16 @@ function lockstepLogin(port: number, user: string, mechanism: 'PLAIN', early = f
         secure.on('error', reject);
       },
       () => {
-        sock.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${mechanism}'>${Buffer.from(`\0${user}\0pw`).toString('base64')}</auth>`);
-        // Early: the next stream's header before <success/> came (while the password is checked).
-        if (early) { setTimeout(() => sock.write(streamHeader), 2); steps.shift(); }
+        if (early === 'no') return void sock.write(auth);
+        // Early: the next stream's header before <success/> came, in the same write as <auth/>
+        // or a moment later (while the password is checked); the bind waits until it went out.
+        steps.shift();
+        if (early === 'same-read') return void sock.write(auth + streamHeader);
+        sock.write(auth);
+        headerSent = new Promise((r) => setTimeout(() => { sock.write(streamHeader); r(); }, 2));
       },
       () => sock.write(streamHeader),
-      () => sock.write(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`),
+      () => void headerSent.then(() => sock.write(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`)),
     ];
     const onData = (d: string): void => {
       log += d;
@@ -209,8 +215,8 @@ test('each answer of the server comes in one piece, and what a client sends befo
   try {
     const { connect, stopClient } = await import('./helpers.js');
     await stopClient(await connect(s, { username: 'lockstep', password: 'pw', register: true }));
-    for (let i = 0; i < 6; i++) {
-      const log = await lockstepLogin(s.c2sPort, 'lockstep', 'PLAIN', i % 2 === 1);
+    for (let i = 0; i < 9; i++) {
+      const log = await lockstepLogin(s.c2sPort, 'lockstep', 'PLAIN', (['no', 'same-read', 'while-checked'] as const)[i % 3]);
       t.notRegex(log, /stream:error/, log);
       t.regex(log, /<success/);
       t.regex(log, /<jid>lockstep@localhost\/[^<]+<\/jid>/, 'the early stream header opened the authenticated stream');

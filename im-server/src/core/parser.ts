@@ -8,7 +8,7 @@
 // namespace lookup is bounded too, so N bytes cost O(N). Sizes are UTF-8 bytes and count all
 // of a stanza, its start tag and whatever came before it since the previous stanza ended.
 import { SaxesParser, type SaxesTagNS } from 'saxes';
-import { Element } from './xml.js';
+import { Element, escapeAttr } from './xml.js';
 
 export type ParserCondition = 'not-well-formed' | 'restricted-xml' | 'policy-violation';
 
@@ -20,6 +20,9 @@ export interface ParserHandler {
   error(condition: ParserCondition, text: string): void;
   /** Whitespace between stanzas (a keep-alive), which the parser dropped. */
   keepalive?(): void;
+  /** True while the connection holds its input (an asynchronous SASL step): asked after each
+   * element, the parser then parses nothing past that element until resume(). */
+  held?(): boolean;
 }
 
 export interface ParserLimits {
@@ -41,8 +44,10 @@ const NOT_WHITESPACE = /[^ \t\r\n]/;
 /** Thrown inside saxes' callbacks to stop it in the middle of a slice. */
 const STOP = Symbol('stop');
 
+type Sax = SaxesParser<{ xmlns: true; position: true }>;
+
 export class StreamParser {
-  private readonly sax: SaxesParser<{ xmlns: true; position: true }>;
+  private sax!: Sax;
   private depth = 0;
   private current: Element | undefined;
   private failed = false;
@@ -57,8 +62,19 @@ export class StreamParser {
   private counted = 0;
   /** Everything since the last boundary was whitespace. */
   private pendingBlank = true;
-  /** A top-level element whose end tag saxes has read but not yet checked against its start tag. */
+  /** A top-level element whose end tag saxes has read but not yet checked against its start tag,
+   * and the position just after that end tag. */
   private ready: Element | undefined;
+  private readyEnd = 0;
+  /** Input after the element just handed out is not for this saxes (held, or the stream restarts):
+   * parsing stops at `cutAt` and what follows is kept as backlog. */
+  private cutAt = -1;
+  private emitting = false;
+  private restartPending = false;
+  /** The stream root as the client opened it (its namespace declarations), to continue after a
+   * cut; while it is written to a fresh saxes, its start tag is no news. */
+  private root = '';
+  private priming = false;
   /** Top-level elements handed out so far, and input not parsed yet (see write()). */
   private emitted = 0;
   private backlog = '';
@@ -67,17 +83,41 @@ export class StreamParser {
 
   /** framed: one or more whole elements per write (a WebSocket message, RFC 7395), under a synthetic root. */
   constructor(private readonly handler: ParserHandler, private readonly limits: ParserLimits, private readonly framed = false) {
-    const sax = new SaxesParser({ xmlns: true, position: true });
+    if (framed) this.root = WS_ROOT;
+    this.reset(framed ? WS_ROOT : '');
+  }
+
+  /** A fresh saxes at a stanza boundary: inside `root` (already open), or before any root. */
+  private reset(root: string): void {
+    const sax: Sax = new SaxesParser({ xmlns: true, position: true });
     this.sax = sax;
     sax.on('opentag', (tag) => this.open(tag));
     sax.on('closetag', () => this.close());
     sax.on('text', (t) => this.text(t));
     sax.on('cdata', (t) => this.text(t));
-    sax.on('error', (e) => this.fail('not-well-formed', e.message.split('\n')[0] ?? 'XML error'));
+    sax.on('error', (e) => this.error(e.message.split('\n')[0] ?? 'XML error'));
     sax.on('doctype', () => this.fail('restricted-xml', 'DTDs are not allowed'));
     sax.on('comment', () => this.fail('restricted-xml', 'comments are not allowed'));
     sax.on('processinginstruction', () => this.fail('restricted-xml', 'processing instructions are not allowed'));
-    if (framed) { sax.write(WS_ROOT); this.fed = WS_ROOT.length; }
+    this.depth = 0;
+    this.current = undefined;
+    this.ready = undefined;
+    this.fed = 0;
+    if (root) { this.priming = true; sax.write(root); this.priming = false; this.fed = root.length; }
+    this.sliceStart = this.counted = this.fed;
+    this.slice = '';
+    this.pending = 0;
+    this.pendingBlank = true;
+  }
+
+  /** The stream restarts (RFC 6120 §4.3.3: after STARTTLS or SASL success) right after the
+   * element being handled, or now when none is: what the client sent after that element, even
+   * in the same read, is parsed as the start of the new stream. */
+  restart(): void {
+    if (this.failed) return;
+    if (this.emitting) { this.restartPending = true; return; }
+    this.root = this.framed ? WS_ROOT : '';
+    this.reset(this.root);
   }
 
   /** The parser failed or was stopped: it ignores all further input. */
@@ -120,14 +160,27 @@ export class StreamParser {
 
   private run(chunk: string): void {
     const start = this.emitted;
+    let i = 0;
     try {
-      for (let i = 0; i < chunk.length && !this.failed; i += SLICE) {
+      for (; i < chunk.length && !this.failed; i += SLICE) {
         if (this.emitted - start >= this.yieldAfter) { this.backlog = chunk.slice(i); return; }
         this.writeSlice(i === 0 && chunk.length <= SLICE ? chunk : chunk.slice(i, i + SLICE));
       }
     } catch (e) {
       if (e !== STOP) throw e;
+      if (this.cutAt >= 0) this.cut(chunk.slice(i + this.slice.length));
     }
+  }
+
+  /** Parsing stopped right after an element (see flush): the rest waits in the backlog for a
+   * fresh saxes, inside the same stream root or, on a restart, before a new one. */
+  private cut(after: string): void {
+    const rest = this.slice.slice(this.cutAt - this.sliceStart) + after;
+    this.cutAt = -1;
+    if (this.failed) return; // stopped (STARTTLS, a stream error): nothing after it counts
+    if (this.restartPending) { this.restartPending = false; this.root = this.framed ? WS_ROOT : ''; }
+    this.reset(this.root);
+    this.backlog = rest + this.backlog;
   }
 
   /** WebSocket: the message just written must have left no element open (RFC 7395 §3.3.3). */
@@ -168,12 +221,24 @@ export class StreamParser {
     if (!el) return;
     this.ready = undefined;
     this.emitted++;
-    this.handler.element(el);
-    if (this.failed) throw STOP; // the handler stopped us (STARTTLS, SASL restart, stream error)
+    this.emitting = true;
+    try {
+      this.handler.element(el);
+    } finally {
+      this.emitting = false;
+    }
+    // The handler stopped us (STARTTLS, a stream error), restarted the stream (SASL success) or
+    // holds the input (a SASL step under way): saxes may have read past the element; that input
+    // is parsed again later, by whichever stream it belongs to.
+    if (this.failed || this.restartPending || this.handler.held?.()) {
+      this.cutAt = this.readyEnd;
+      throw STOP;
+    }
   }
 
   private failQuietly(condition: ParserCondition, text: string): void {
     this.ready = undefined;
+    this.cutAt = -1;
     if (this.failed) return;
     this.stop();
     this.handler.error(condition, text);
@@ -185,6 +250,14 @@ export class StreamParser {
     throw STOP;
   }
 
+  /** saxes reports a mismatched end tag right after its closetag, at the same position: then the
+   * element just closed is not well-formed and is dropped. Any later error comes after a whole,
+   * checked element, which is handed out first (it may be the <auth/> that restarts the stream). */
+  private error(text: string): void {
+    if (this.ready && this.sax.position !== this.readyEnd) this.flush();
+    this.fail('not-well-formed', text);
+  }
+
   private open(tag: SaxesTagNS): void {
     this.flush();
     if (this.failed) throw STOP;
@@ -193,10 +266,17 @@ export class StreamParser {
     for (const _ in tag.attributes) count++;
     if (count > this.limits.maxAttributes) this.fail('policy-violation', `more than ${this.limits.maxAttributes} attributes on <${tag.name}>`);
     if (this.depth === 1) {
+      if (this.priming) return;
       this.boundary();
       if (this.framed) return;
       const attrs: Record<string, string> = {};
-      for (const k in tag.attributes) { const a = tag.attributes[k]!; if (a.prefix !== 'xmlns') attrs[a.name] = a.value; }
+      let decls = '';
+      for (const k in tag.attributes) {
+        const a = tag.attributes[k]!;
+        if (a.prefix === 'xmlns' || a.name === 'xmlns') decls += ` ${a.name}="${escapeAttr(a.value)}"`;
+        if (a.prefix !== 'xmlns') attrs[a.name] = a.value;
+      }
+      this.root = `<${tag.name}${decls}>`;
       this.handler.streamStart(tag.local, tag.uri, attrs);
       return;
     }
@@ -226,6 +306,7 @@ export class StreamParser {
       el.parent = undefined;
       if (this.boundary() > this.limits.maxStanzaSize) this.fail('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`);
       this.ready = el;
+      this.readyEnd = this.sax.position;
     }
   }
 

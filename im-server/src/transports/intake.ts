@@ -21,7 +21,7 @@ export interface IntakeTarget {
 
 export class Intake {
   private readonly queue: Buffer[] = [];
-  private held = false;
+  private holding = false;
   private running = false;
   private scheduled = false;
   private paused = false;
@@ -38,13 +38,18 @@ export class Intake {
     this.queue.length = 0;
   }
 
+  /** Nothing is parsed until release() (the parser asks, after each element). */
+  get held(): boolean {
+    return this.holding;
+  }
+
   /** Parse nothing more until release(). */
   hold(): void {
-    this.held = true;
+    this.holding = true;
   }
 
   release(): void {
-    this.held = false;
+    this.holding = false;
     this.run();
   }
 
@@ -55,7 +60,7 @@ export class Intake {
     const start = t.emitted();
     try {
       for (;;) {
-        if (this.held) break;
+        if (this.holding) break;
         if (t.emitted() - start >= TURN_ELEMENTS) { this.later(); break; }
         if (t.backlogged()) { t.resume(); continue; }
         const next = this.queue.shift();
@@ -65,7 +70,7 @@ export class Intake {
     } finally {
       this.running = false;
     }
-    const waiting = this.held || this.queue.length > 0 || t.backlogged();
+    const waiting = this.holding || this.queue.length > 0 || t.backlogged();
     if (waiting && !this.paused) { this.paused = true; t.pauseReading(); }
     if (!waiting && this.paused) { this.paused = false; t.resumeReading(); }
   }

@@ -93,6 +93,7 @@ class TcpTransport implements Transport {
       streamEnd: () => input.streamClosed(),
       error: (condition, text) => input.streamError(condition, text),
       keepalive: () => input.keepalive(),
+      held: () => this.intake.held,
     };
     const parser = new StreamParser(handler, this.host.config.limits);
     parser.yieldAfter = TURN_ELEMENTS;
@@ -113,9 +114,10 @@ class TcpTransport implements Transport {
     return this.socket.writableLength;
   }
 
+  /** After SASL success: the parser starts over after <auth/>'s answer, keeping what the client
+   * already sent for the new stream. */
   restart(): void {
-    this.parser.stop();
-    this.parser = this.newParser();
+    this.parser.restart();
   }
 
   startTls(): void {

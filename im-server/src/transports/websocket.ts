@@ -43,6 +43,7 @@ export class WsTransport implements Transport {
       streamEnd: () => input.streamClosed(),
       error: (condition, text) => input.streamError(condition, text),
       keepalive: () => input.keepalive(),
+      held: () => this.intake.held,
     }, this.host.config.limits, true);
     this.parser.yieldAfter = TURN_ELEMENTS;
     this.ws.on('message', (data, isBinary) => this.receive(data as Buffer, isBinary));
