@@ -140,7 +140,7 @@ test("the probe fails when nothing listens, on any other status, and when the no
 
 test("the probe runs in the pi-im/node image the nodes are built on (bash and /dev/tcp are there)", (t) => {
   const docker = (...args: string[]) => spawnSync("docker", args, { encoding: "utf8" });
-  if (docker("info").status !== 0) return t.fail("docker is not running: run `npm run setup` (tools/test.sh starts it)");
+  if (docker("info").status !== 0) return t.fail("docker is not running: run `npm run setup` (testing/run.sh starts it)");
   const arch = process.arch === "arm64" ? "arm64" : "amd64";
   // The index tools/images writes next to the tarball (set-up builds the image for this machine too).
   const index = path.join(process.env["PI_IM_CACHE"] || path.join(os.homedir(), ".cache/pi-im"), "images", arch, "node.json");

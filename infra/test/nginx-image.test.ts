@@ -11,7 +11,7 @@ import { imageSource } from "../site";
 const docker = (...args: string[]) => spawnSync("docker", args, { encoding: "utf8" });
 
 test("pi-im/nginx image runs the rendered nginx.conf and answers the compose health check", (t) => {
-  if (docker("info").status !== 0) return t.fail("docker is not running: run `npm run setup` (tools/test.sh starts it)");
+  if (docker("info").status !== 0) return t.fail("docker is not running: run `npm run setup` (testing/run.sh starts it)");
   const arch = process.arch === "arm64" ? "arm64" : "amd64";
   const src = imageSource("nginx", { index: "${PI_IM_CACHE:-~/.cache/pi-im}/images/{arch}/nginx.json" }, arch, process.env);
   if (!("tarball" in src)) return t.fail("expected a tarball source");

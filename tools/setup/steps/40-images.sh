@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source tools/setup/lib.sh
 
-bash tools/qemu-pi/binfmt.sh
+bash testing/qemu-pi/binfmt.sh
 t0=$(date +%s)
 echo "    base images for arm64 and amd64 (cold: ~10 min, most of it arm64 packages under qemu-user)"
 bash tools/images/build.sh --arch arm64 || die "building the arm64 base images failed" "read the message above"

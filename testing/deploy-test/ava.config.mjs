@@ -1,5 +1,5 @@
 export default {
-  files: ["tools/deploy-test/*.test.ts"],
+  files: ["testing/deploy-test/*.test.ts"],
   extensions: { ts: "module" },
   nodeArguments: ["--import=tsx"],
   timeout: "40m",

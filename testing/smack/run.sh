@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Runs Smack's integration test framework (tools/smack/fetch.sh gets it) against a throw-away XMPP
+# Runs Smack's integration test framework (testing/smack/fetch.sh gets it) against a throw-away XMPP
 # server started here: pi-im (default) or Debian's Prosody, to compare against a mature server.
 #
-#   tools/smack/run.sh [--server pi-im|prosody] [--specs FILE | --all | --only A,B] [--except A,B]
+#   testing/smack/run.sh [--server pi-im|prosody] [--specs FILE | --all | --only A,B] [--except A,B]
 #                      [--reply-timeout MS] [--max-time SECONDS] [--fail-on-skip]
 #                      [--results DIR] [--debug] [--keep]
 #
-#   --specs FILE       enable/disable list (default tools/smack/specs.conf; see its header)
+#   --specs FILE       enable/disable list (default testing/smack/specs.conf; see its header)
 #   --all              run every test class the framework ships (survey a server)
 #   --only A,B         run just these classes or Class.method tests (debugging)
 #   --except A,B       with --all or --only: leave out these classes
@@ -26,8 +26,8 @@
 # Prints "Smack: N passed, N failed, N skipped"; exits 1 when a test fails or the run breaks.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=SCRIPTDIR/../setup/lib.sh
-source "$here/../setup/lib.sh"
+# shellcheck source=SCRIPTDIR/../../tools/setup/lib.sh
+source "$here/../../tools/setup/lib.sh"
 
 server=pi-im specs=$here/specs.conf mode=specs only="" except="" reply_timeout=5000 max_time=900
 fail_on_skip=false results="" debug=false keep=false
@@ -46,13 +46,13 @@ while (($#)); do
     --debug) debug=true; shift ;;
     --keep) keep=true; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown option '$1'" "see tools/smack/run.sh --help" ;;
+    *) die "unknown option '$1'" "see testing/smack/run.sh --help" ;;
   esac
 done
 case $server in pi-im|prosody) ;; *) die "unknown server '$server'" "use --server pi-im or --server prosody" ;; esac
 [[ $reply_timeout =~ ^[0-9]+$ ]] || die "--reply-timeout must be milliseconds, got '$reply_timeout'"
 [[ $max_time =~ ^[0-9]+$ ]] || die "--max-time must be seconds, got '$max_time'"
-[ "$mode" != specs ] || [ -f "$specs" ] || die "no spec list at $specs" "restore tools/smack/specs.conf or pass --specs FILE"
+[ "$mode" != specs ] || [ -f "$specs" ] || die "no spec list at $specs" "restore testing/smack/specs.conf or pass --specs FILE"
 results=${results:-$PI_IM_CACHE/smack/results/$server}
 
 # Everything that needs the network (Maven Central) happens before entering the namespace.
@@ -62,7 +62,7 @@ if [ -z "${PI_IM_SMACK_LIB:-}" ]; then
 fi
 lib=$PI_IM_SMACK_LIB
 jar=$(compgen -G "$lib/smack-integration-test-*.jar" | head -1) ||
-  die "smack-integration-test jar missing in $lib" "run tools/smack/fetch.sh"
+  die "smack-integration-test jar missing in $lib" "run testing/smack/fetch.sh"
 
 if [ -z "${PI_IM_SMACK_NETNS:-}" ]; then
   if unshare --net true 2>/dev/null; then

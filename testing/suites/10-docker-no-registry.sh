@@ -3,7 +3,8 @@
 # top of it) runs in the Docker engine. Pulling anything would fail on this machine, so this
 # proves the path every pi-im image takes.
 set -euo pipefail
-source "$(dirname "$0")/../setup/lib.sh"
+# shellcheck source=SCRIPTDIR/../../tools/setup/lib.sh
+source "$(dirname "$0")/../../tools/setup/lib.sh"
 ensure_docker_running
 
 work=$(mktemp -d)

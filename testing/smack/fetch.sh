@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Resolves Smack's integration test framework and every jar it needs at run time (from Maven
-# Central, as pinned in tools/smack/pom.xml) into
+# Central, as pinned in testing/smack/pom.xml) into
 #   ${PI_IM_CACHE:-$HOME/.cache/pi-im}/smack/<version>/lib/*.jar
 # with Maven's local repository beside it (…/<version>/m2). Idempotent: a warm cache whose stamp
 # matches the pom returns at once without starting Maven. Prints the lib directory on stdout.
-#   tools/smack/fetch.sh [--quiet]
+#   testing/smack/fetch.sh [--quiet]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=SCRIPTDIR/../setup/lib.sh
-source "$here/../setup/lib.sh"
+# shellcheck source=SCRIPTDIR/../../tools/setup/lib.sh
+source "$here/../../tools/setup/lib.sh"
 
 quiet=false
 [ "${1:-}" = --quiet ] && quiet=true
@@ -16,7 +16,7 @@ say() { $quiet || printf '%s\n' "$*" >&2; }
 
 pom=$here/pom.xml
 version=$(sed -n 's:.*<smack.version>\(.*\)</smack.version>.*:\1:p' "$pom" | head -1)
-[ -n "$version" ] || die "no <smack.version> in $pom" "restore tools/smack/pom.xml from git"
+[ -n "$version" ] || die "no <smack.version> in $pom" "restore testing/smack/pom.xml from git"
 
 dir=$PI_IM_CACHE/smack/$version
 lib=$dir/lib
@@ -43,7 +43,7 @@ if ! (cd "$tmp" && mvn -B -q -f pom.xml -Dmaven.repo.local="$dir/m2" \
         dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp/jars") >"$log" 2>&1; then
   tail -n 30 "$log" >&2
   die "Maven could not resolve Smack $version (full log: $log)" \
-    "check that Maven Central is reachable (mvn -v; a proxy in ~/.m2/settings.xml?) and retry tools/smack/fetch.sh"
+    "check that Maven Central is reachable (mvn -v; a proxy in ~/.m2/settings.xml?) and retry testing/smack/fetch.sh"
 fi
 compgen -G "$tmp/jars/smack-integration-test-*.jar" >/dev/null ||
   die "Maven finished but smack-integration-test-$version.jar is missing (log: $log)" "delete $dir and retry"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): type-check, every workspace's ava suite, then the
-# integration suites in tools/tests.d in name order. Fails when any of them fails.
+# integration suites in testing/suites in name order. Fails when any of them fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/setup/lib.sh
@@ -14,7 +14,7 @@ run typecheck npx tsc -b
 for ws in tools/pulumi-plugins im-server infra load-tests; do
   if compgen -G "$ws/test/*.test.ts" >/dev/null; then run "$ws" npm test --silent -w "$ws"; fi
 done
-for suite in tools/tests.d/*.sh; do
+for suite in testing/suites/*.sh; do
   [ -e "$suite" ] || continue
   run "$(basename "$suite" .sh)" bash "$suite"
 done

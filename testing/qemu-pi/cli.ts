@@ -1,4 +1,4 @@
-// npm run qemu:<command> -- [args]   (or: npx tsx tools/qemu-pi/cli.ts <command> [args])
+// npm run qemu:<command> -- [args]   (or: npx tsx testing/qemu-pi/cli.ts <command> [args])
 //   start [--keep-disks] [--no-wait]   boot the board from the bare image; prints the state JSON
 //   wait                               wait until SSH answers (PI_IM_QEMU_BOOT_TIMEOUT_S, default 240)
 //   ssh [command...]                   a shell on the board, or run a command there

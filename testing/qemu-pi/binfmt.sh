@@ -2,8 +2,8 @@
 # Lets this amd64 machine run arm64 binaries (mmdebstrap's arm64 chroots, arm64 containers) through
 # qemu-user-static and binfmt_misc. Idempotent; needs root the first time after each boot.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=../setup/lib.sh
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../setup/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/setup/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../tools/setup/lib.sh"
 
 [ "$(dpkg --print-architecture)" = arm64 ] && { ok "native arm64: no emulation needed"; exit 0; }
 entry=/proc/sys/fs/binfmt_misc/qemu-aarch64

@@ -51,7 +51,7 @@ export function chat(args: { domain: string; xmppPort: number; xmppsPort?: numbe
   const caFile = join(tmpdir(), `pi-im-site-ca-${process.pid}.pem`);
   writeFileSync(caFile, args.ca);
   const argv = [
-    "--import=tsx", join(repoRoot, "tools/deploy-test/chat.ts"), args.domain,
+    "--import=tsx", join(repoRoot, "testing/deploy-test/chat.ts"), args.domain,
     `xmpp://127.0.0.1:${args.xmppPort}`, `wss://127.0.0.1:${args.httpsPort}/xmpp-websocket`, args.prefix,
     ...(args.xmppsPort ? [`xmpps://127.0.0.1:${args.xmppsPort}`] : []),
   ];

@@ -1,6 +1,6 @@
 // The emulated Raspberry Pi: start, wait for SSH, run commands, reboot, stop.
 // Used by cli.ts (npm run qemu:*) and importable by tests:
-//   import { startBoard, sshExec, rebootBoard, stopBoard } from "../tools/qemu-pi/board.ts";
+//   import { startBoard, sshExec, rebootBoard, stopBoard } from "../qemu-pi/board.ts";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
