@@ -1,15 +1,14 @@
-// The real Pulumi engine for infra tests: a throw-away project (with a copy of infra/, as ts-node
-// compiles only files below the program folder) and bin/pulumi with its state and home kept inside
-// a temp folder and a throw-away passphrase.
-import { spawn } from "node:child_process";
+// The real Pulumi engine for infra tests: a throw-away project (its own index.ts over a copy of
+// infra/, testing/lib/project.ts) and bin/pulumi with its state and home kept inside a temp folder
+// and a throw-away passphrase.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { copyProgram, pulumiEnv, runPulumi } from "../../testing/lib/project";
+import type { RunResult } from "../../testing/lib/run";
 
 export const repoRoot = path.resolve(__dirname, "../..");
 export const PASSPHRASE = "infra-engine-test-passphrase";
-
-export interface PulumiResult { code: number; stdout: string; stderr: string }
 
 /** The engine runs the compiled plugins (.pi-im/plugins): they must not be older than their sources. */
 export function assertPluginsCurrent(): void {
@@ -34,25 +33,12 @@ export class EngineProject {
     fs.writeFileSync(path.join(this.dir, "Pulumi.yaml"), `name: ${name}\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n    transpileOnly: true\n`);
     fs.writeFileSync(path.join(this.dir, "package.json"), JSON.stringify({ name, main: "index.ts" }));
     fs.writeFileSync(path.join(this.dir, "index.ts"), program);
-    fs.cpSync(path.join(repoRoot, "infra"), path.join(this.dir, "infra"), { recursive: true, filter: (src) => !/\/(node_modules|test)(\/|$)/.test(src.slice(repoRoot.length)) });
-    fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(this.dir, "node_modules"));
+    copyProgram(this.dir);
   }
 
   /** Runs bin/pulumi (non-interactive) in the project. */
-  pulumi(args: string[], input?: string): Promise<PulumiResult> {
-    const env: NodeJS.ProcessEnv = { ...process.env, PI_IM_HOME: this.home, PULUMI_CONFIG_PASSPHRASE: PASSPHRASE };
-    delete env["PULUMI_HOME"];
-    delete env["PULUMI_BACKEND_URL"];
-    return new Promise((resolve) => {
-      const child = spawn(path.join(repoRoot, "bin/pulumi"), [...args, "--non-interactive"], { cwd: this.dir, env, stdio: ["pipe", "pipe", "pipe"] });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
-      child.stderr.on("data", (d) => (stderr += d));
-      child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.on("error", () => {});
-      child.stdin.end(input ?? "");
-    });
+  pulumi(args: string[], input?: string): Promise<RunResult> {
+    return runPulumi(this.dir, pulumiEnv(this.home, PASSPHRASE), args, { input });
   }
 
   /** Every file of the local state backend (checkpoints, history, backups), as text. */

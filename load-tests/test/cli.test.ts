@@ -1,10 +1,10 @@
 // The runner as an admin uses it: a subprocess against a real Prosody; exit codes and summary.
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { run } from '../../testing/lib/run.js';
 import { startProsody, prosodyAvailable, type Peer } from '../src/peers/prosody.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -18,13 +18,7 @@ test.after.always(async () => {
   await peer?.stop();
 });
 
-function load(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import=tsx', join(root, 'src/cli.ts'), ...args], { cwd: root, timeout: 90_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const load = (args: string[]) => run(process.execPath, ['--import=tsx', join(root, 'src/cli.ts'), ...args], { cwd: root, timeoutMs: 90_000 });
 
 const scratch = (t: { teardown(fn: () => void): void }) => {
   const dir = mkdtempSync(join(tmpdir(), 'lt-'));

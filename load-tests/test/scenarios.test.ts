@@ -1,11 +1,11 @@
 // The feature scenarios (upload, groupchat) against a real pi-im node, through the CLI as an admin
 // runs them. pi-im rather than Prosody: these need services Debian's Prosody is not set up for here.
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { run } from '../../testing/lib/run.js';
 import { startPiIm } from '../src/peers/piim.js';
 import type { Peer } from '../src/peers/prosody.js';
 
@@ -19,13 +19,7 @@ test.after.always(async () => {
   await peer?.stop();
 });
 
-function load(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import=tsx', join(root, 'src/cli.ts'), ...args], { cwd: root, timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const load = (args: string[]) => run(process.execPath, ['--import=tsx', join(root, 'src/cli.ts'), ...args], { cwd: root, timeoutMs: 120_000 });
 
 const target = () => ['--host', '127.0.0.1', '--port', String(peer!.c2sPort), '--domain', peer!.domain, '--tls-ca', peer!.caFile, '--no-progress', '--transport', 'tcp'];
 

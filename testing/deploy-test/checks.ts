@@ -1,12 +1,12 @@
 // What an admin would check from outside a deployed Pi: ports as seen from the network, the
 // site's HTTPS certificate, and chat between two users with a client no one here wrote.
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
-import { repoRoot } from "./project.ts";
+import { repoRoot } from "../lib/project.ts";
+import { run } from "../lib/run.ts";
 
 /** What a host port forwarded to the guest says within `ms`: the first bytes, or nothing. */
 export function probe(port: number, send: string, ms = 8000): Promise<string> {
@@ -47,7 +47,7 @@ export interface ChatResult { alice: string; bob: string; password: string; gotB
   upload?: { putStatus: number; getStatus: number; same: boolean; contentType: string; getUrl: string } }
 
 /** Runs chat.ts with the site CA trusted through NODE_EXTRA_CA_CERTS (real verification). */
-export function chat(args: { domain: string; xmppPort: number; xmppsPort?: number; httpsPort: number; ca: string; prefix: string; loginOnly?: boolean; password?: string }): Promise<ChatResult> {
+export async function chat(args: { domain: string; xmppPort: number; xmppsPort?: number; httpsPort: number; ca: string; prefix: string; loginOnly?: boolean; password?: string }): Promise<ChatResult> {
   const caFile = join(tmpdir(), `pi-im-site-ca-${process.pid}.pem`);
   writeFileSync(caFile, args.ca);
   const argv = [
@@ -56,17 +56,7 @@ export function chat(args: { domain: string; xmppPort: number; xmppsPort?: numbe
     ...(args.xmppsPort ? [`xmpps://127.0.0.1:${args.xmppsPort}`] : []),
   ];
   const env = { ...process.env, NODE_EXTRA_CA_CERTS: caFile, CHAT_LOGIN_ONLY: args.loginOnly ? "1" : "0", ...(args.password ? { CHAT_PASSWORD: args.password } : {}) };
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, argv, { env, cwd: repoRoot });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d));
-    child.stderr.on("data", (d: Buffer) => (err += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 180_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(JSON.parse(out.trim().split("\n").pop() ?? "{}") as ChatResult);
-      else reject(new Error(`chat failed (exit ${code}): ${err || out}`));
-    });
-  });
+  const r = await run(process.execPath, argv, { env, cwd: repoRoot, timeoutMs: 180_000 });
+  if (r.code !== 0) throw new Error(`chat failed (exit ${r.signal ?? r.code}): ${r.stderr || r.stdout}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as ChatResult;
 }

@@ -2,10 +2,10 @@
 // Pi, and the result is checked from outside, as an admin would. Steps run in order; each
 // builds on the one before, so the test is one serial story.
 import test from "ava";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { run } from "../lib/run.ts";
 import { type BoardState, rebootBoard, sshExec, startBoard, stopBoard } from "../qemu-pi/board.ts";
 import { type ClientRelays, relayClientPorts } from "../qemu-pi/relay.ts";
 import { chat, httpsGet, probe } from "./checks.ts";
@@ -182,14 +182,12 @@ test("5b. 50 users chat on the emulated Pi within the thresholds (load-tests/ci/
     "--host", "127.0.0.1", "--port", String(front.xmpp), "--domain", DOMAIN,
     "--ws", `wss://127.0.0.1:${front.https}/xmpp-websocket`, "--tls-ca", join(dir, "ca.pem"),
   ];
-  const load = (args: string[]) => new Promise<number>((resolve) => {
-    const child = spawn(process.execPath, [...target, ...args], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d));
-    child.stderr.on("data", (d: Buffer) => { if (!d.toString().includes("\r")) out += d; });
-    // The summary table goes to the CI log.
-    child.on("close", (c) => { console.error(out); resolve(c ?? -1); });
-  });
+  const load = async (args: string[]) => {
+    const r = await run(process.execPath, [...target, ...args], { cwd: repoRoot });
+    // The summary table goes to the CI log; the progress line (redrawn with \r) does not.
+    console.error(r.stdout + r.stderr.split("\n").filter((line) => !line.includes("\r")).join("\n"));
+    return r.code;
+  };
   // The node was restarted by the reboot in step 3: its JIT and caches are cold, and on an emulated
   // CPU (10-30x slower than a Pi's, and slower on some hosts than others) the first minute measures
   // the emulator warming up, not the product. Warm up as the capacity search does; errors still count.

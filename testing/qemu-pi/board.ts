@@ -1,12 +1,13 @@
 // The emulated Raspberry Pi: start, wait for SSH, run commands, reboot, stop.
 // Used by cli.ts (npm run qemu:*) and importable by tests:
 //   import { startBoard, sshExec, rebootBoard, stopBoard } from "../qemu-pi/board.ts";
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { run, type RunResult } from "../lib/run.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -245,29 +246,11 @@ export function sshArgs(state: BoardState, connectTimeoutS = 10): string[] {
   ];
 }
 
-export interface ExecResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a shell command line on the board over SSH. Never throws for a non-zero exit. */
-export function sshExec(state: BoardState, command: string, opts: { timeoutMs?: number; input?: string } = {}): Promise<ExecResult> {
-  return new Promise((resolve) => {
-    const child = spawn("ssh", [...sshArgs(state), "--", command], { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = opts.timeoutMs ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs) : undefined;
-    child.on("close", (code, signal) => {
-      if (timer) clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 255 : 1), stdout, stderr });
-    });
-    // ssh may exit before reading its input (host down mid-reboot): that is a result, not a crash.
-    child.stdin.on("error", () => {});
-    child.stdin.end(opts.input ?? "");
-  });
+/** Runs a shell command line on the board over SSH. Never throws for a non-zero exit; 255 when ssh
+ * itself failed or was killed by the timeout. */
+export async function sshExec(state: BoardState, command: string, opts: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+  const r = await run("ssh", [...sshArgs(state), "--", command], opts);
+  return r.signal ? { ...r, code: 255 } : r;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

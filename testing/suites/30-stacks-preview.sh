@@ -2,7 +2,8 @@
 # `pulumi preview` of every stack in stacks/ with the real engine: the program loads, the config
 # validates and the plan is computed. Preview runs no command on any host, so the office stack's
 # LAN addresses are never contacted. State, passphrase and the SSH key are throw-away; the
-# project is mirrored into a temp folder so the stack files in the repo are never rewritten.
+# project is copied into a temp folder (testing/lib/project.ts) so the stack files in the repo are
+# never rewritten.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -12,13 +13,7 @@ ssh-keygen -q -t ed25519 -N '' -f "$work/key"
 export PI_IM_HOME="$work/home" PULUMI_CONFIG_PASSPHRASE=preview-test PI_IM_SSH_KEY_FILE="$work/key"
 unset PULUMI_BACKEND_URL PULUMI_HOME
 
-mkdir -p "$work/project"
-cp "$root/Pulumi.yaml" "$root/package.json" "$root/tsconfig.base.json" "$work/project/"
-cp -r "$root/stacks" "$work/project/stacks"
-# A copy, not a link: ts-node only compiles files below the folder it was started in.
-rsync -a --exclude node_modules --exclude test "$root/infra/" "$work/project/infra/"
-[ -d "$root/infra/node_modules" ] && ln -s "$root/infra/node_modules" "$work/project/infra/node_modules"
-ln -s "$root/node_modules" "$work/project/node_modules"
+"$root/node_modules/.bin/tsx" "$root/testing/lib/copy-project.ts" "$work/project"
 cd "$work/project"
 
 passed=0 failed=0

@@ -4,6 +4,7 @@ import test from "ava";
 import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { run } from "../../../testing/lib/run";
 import { buildPlugins, pulumi, repoRoot, startSshd, type Sshd } from "./helpers";
 
 const program = `
@@ -119,10 +120,7 @@ test("a pulumi command run before set-up says to run set-up", async (t) => {
   await fs.mkdir(path.join(fake, "bin"), { recursive: true });
   await fs.copyFile(path.join(repoRoot, "bin/pulumi"), path.join(fake, "bin/pulumi"));
   await fs.chmod(path.join(fake, "bin/pulumi"), 0o755);
-  const { execFile } = await import("node:child_process");
-  const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
-    execFile(path.join(fake, "bin/pulumi"), ["version"], (err, _out, stderr) => resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stderr }));
-  });
+  const result = await run(path.join(fake, "bin/pulumi"), ["version"]);
   t.not(result.code, 0);
   t.regex(result.stderr, /npm run setup/);
 });

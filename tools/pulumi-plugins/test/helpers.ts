@@ -5,6 +5,8 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { pulumiEnv, runPulumi } from "../../../testing/lib/project";
+import type { RunResult } from "../../../testing/lib/run";
 
 const run = promisify(execFile);
 export const repoRoot = path.resolve(__dirname, "../../..");
@@ -53,29 +55,7 @@ export async function buildPlugins(): Promise<void> {
   await run("npx", ["tsc", "-p", path.join(repoRoot, "tools/pulumi-plugins/tsconfig.build.json")], { cwd: repoRoot });
 }
 
-/** The environment bin/pulumi sees: state and home under `home`, a throw-away passphrase. */
-export function pulumiEnv(home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PI_IM_HOME: home, PULUMI_CONFIG_PASSPHRASE: "engine-test-passphrase" };
-  delete env["PULUMI_HOME"];
-  delete env["PULUMI_BACKEND_URL"];
-  return env;
-}
-
-export interface PulumiResult { code: number; stdout: string; stderr: string }
-
-/** Runs bin/pulumi in `cwd` with state and home kept inside `home`. */
-export function pulumi(cwd: string, home: string, args: string[], input?: string): Promise<PulumiResult> {
-  return new Promise((resolve) => {
-    const child = spawn(path.join(repoRoot, "bin/pulumi"), [...args, "--non-interactive"], {
-      cwd,
-      env: pulumiEnv(home),
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
+/** Runs bin/pulumi in `cwd` with state and home kept inside `home` and a throw-away passphrase. */
+export function pulumi(cwd: string, home: string, args: string[], input?: string): Promise<RunResult> {
+  return runPulumi(cwd, pulumiEnv(home, "engine-test-passphrase"), args, { input });
 }
