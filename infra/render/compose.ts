@@ -2,6 +2,7 @@
 // the host network (so ufw, not Docker's iptables, decides who reaches 80/443/5222).
 // Format "3.8" so both Debian's docker-compose 1.29 (run with --compatibility, which maps
 // deploy.resources to real limits) and Compose v2 accept it.
+import { Document, isScalar, visit } from "yaml";
 
 export interface ComposeOptions {
   domain: string;
@@ -164,25 +165,26 @@ export function renderCompose(o: ComposeOptions): string {
   return `# Rendered by pi-im (infra/render/compose.ts). Do not edit on the Pi: pulumi up rewrites it.\n${toYaml({ version: "3.8", services })}`;
 }
 
-/** A small YAML writer: block mappings/sequences, scalars as JSON strings (valid YAML). */
-export function toYaml(value: unknown, indent = 0): string {
-  const pad = " ".repeat(indent);
-  if (Array.isArray(value)) {
-    if (value.every((v) => typeof v !== "object" || v === null)) return ` [${value.map(scalar).join(", ")}]\n`;
-    return "\n" + value.map((v) => `${pad}-${toYaml(v, indent + 2).replace(/^\n\s*/, " ")}`).join("");
-  }
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>);
-    const body = entries
-      .map(([k, v]) => `${pad}${k}:${v && typeof v === "object" ? toYaml(v, indent + 2) : ` ${scalar(v)}\n`}`)
-      .join("");
-    return indent === 0 ? body : "\n" + body;
-  }
-  return ` ${scalar(value)}\n`;
-}
-
-function scalar(v: unknown): string {
-  if (typeof v === "number" || typeof v === "boolean") return String(v);
-  // Compose interpolates $VAR in values; a literal $ is written $$.
-  return JSON.stringify(String(v).replace(/\$/g, "$$$$"));
+/**
+ * YAML for Compose, written by the `yaml` package: strings double-quoted, lists of scalars on one
+ * line. Compose interpolates $VAR in values, so every literal $ in a value is written $$.
+ */
+export function toYaml(value: unknown): string {
+  // No anchors for objects used twice (the nodes share one logging block): plain, greppable output.
+  const doc = new Document(value, { aliasDuplicateObjects: false });
+  visit(doc, {
+    Scalar(key, node) {
+      if (key !== "key" && typeof node.value === "string") node.value = node.value.replace(/\$/g, "$$$$");
+    },
+    Seq(_, node) {
+      if (node.items.every(isScalar)) node.flow = true;
+    },
+  });
+  return doc.toString({
+    defaultStringType: "QUOTE_DOUBLE",
+    defaultKeyType: "PLAIN",
+    doubleQuotedAsJSON: true, // one line per value, "\n" escapes, as JSON writes them
+    flowCollectionPadding: false,
+    lineWidth: 0,
+  });
 }

@@ -1,12 +1,10 @@
 // Shell helpers shared by the renderers: quoting, and a prelude with small functions the rendered
 // scripts use to write files atomically and to log. Everything here returns text.
 import { createHash } from "node:crypto";
+import { shellQuote } from "../../tools/pulumi-plugins/src/shell-quote";
 
-/** Single-quote a value for POSIX sh. */
-export function q(value: string | number): string {
-  const s = String(value);
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'"'"'`)}'`;
-}
+/** A value as one sh word (the quoter the command provider uses too). */
+export const q = shellQuote;
 
 export function sha256(...parts: string[]): string {
   const h = createHash("sha256");

@@ -8,10 +8,14 @@ import { run, type RunOptions, type RunResult } from "./run.js";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
+/** What infra/ imports from outside itself: the shell quoter (infra/render/shell.ts), with the
+ * package.json that makes it a CommonJS module as infra/ is. */
+const PROGRAM_FILES_OUTSIDE_INFRA = ["tools/pulumi-plugins/package.json", "tools/pulumi-plugins/src/shell-quote.ts"];
+
 /**
- * The Pulumi program (infra/, without its tests) copied into `dest`/infra, with the repo's
- * node_modules linked beside it. A copy, not a link: ts-node only compiles files below the folder
- * the program was started in.
+ * The Pulumi program (infra/, without its tests, and the shell quoter it shares with the command
+ * provider) copied into `dest`, with the repo's node_modules linked beside it. A copy, not a link:
+ * ts-node only compiles files below the folder the program was started in.
  */
 export function copyProgram(dest: string): void {
   const infra = join(repoRoot, "infra");
@@ -19,6 +23,7 @@ export function copyProgram(dest: string): void {
     recursive: true,
     filter: (src) => !relative(infra, src).split(sep).some((part) => part === "node_modules" || part === "test"),
   });
+  for (const f of PROGRAM_FILES_OUTSIDE_INFRA) cpSync(join(repoRoot, f), join(dest, f));
   if (existsSync(join(infra, "node_modules"))) symlinkSync(join(infra, "node_modules"), join(dest, "infra", "node_modules"));
   symlinkSync(join(repoRoot, "node_modules"), join(dest, "node_modules"));
 }

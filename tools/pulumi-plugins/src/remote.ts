@@ -5,6 +5,7 @@ import { Client, type ConnectConfig, type SFTPWrapper } from "ssh2";
 import { type Archive, type Asset, isArchive, isAsset } from "./wire";
 import { commandFailure, type RunResult, trimOutput } from "./local";
 import type { OutputLog } from "./output-log";
+import { shellQuote } from "./shell-quote";
 
 export interface Connection {
   host: string;
@@ -59,10 +60,6 @@ export async function connect(conn: Connection): Promise<Client> {
   }
   const why = lastError instanceof Error ? lastError.message : String(lastError);
   throw new Error(`could not connect over SSH to ${conn.user ?? "root"}@${conn.host}:${conn.port ?? 22}: ${why}`);
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** sshd drops client-sent variables unless AcceptEnv allows them, so they are exported in-line. */
