@@ -13,6 +13,7 @@ import { Streams } from './core/streams.js';
 import { ensureCertificate, tlsOptions } from './core/tls.js';
 import { loadModules } from './modules/index.js';
 import { SqliteStorage } from './storage/sqlite.js';
+import { SqliteBackend } from './storage/sqlite-backend.js';
 import { isDiskFull } from './storage/types.js';
 import { startHttp } from './transports/http.js';
 import { startTcp } from './transports/tcp.js';
@@ -49,7 +50,7 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
       storageProblem = problem;
     },
   });
-  const host = new Host(config, storage, log, metrics);
+  const host = new Host(config, storage, new SqliteBackend(storage), log, metrics);
   for (const a of config.accounts) {
     const username = host.prepUsername(a.username)!;
     if (storage.getAccount(username)) continue;
@@ -63,7 +64,7 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
   for (const u of storage.listAccounts()) {
     if (prepLocal(u) !== u) log.warn({ user: u, problem: localProblem(u) ?? 'not in its prepared form' }, 'account name not valid under the username rules: it cannot log in; remove it with "admin deluser" and register a valid name');
   }
-  const modules = loadModules(host);
+  const modules = await loadModules(host);
   const tlsFiles = ensureCertificate(config.dataDir, config.domain, config.tls.cert, config.tls.key);
   if (tlsFiles.generated) log.warn({ cert: tlsFiles.cert }, 'made a self-signed certificate; clients will ask to trust it');
   const streams = new Streams(host);

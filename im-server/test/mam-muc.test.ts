@@ -14,6 +14,7 @@ import type { Session } from '../src/core/session.js';
 import { type Element, xml } from '../src/core/xml.js';
 import mam from '../src/modules/mam/index.js';
 import { SqliteStorage } from '../src/storage/sqlite.js';
+import { SqliteBackend } from '../src/storage/sqlite-backend.js';
 
 const ROOM = 'den@conference.localhost';
 const NS_MAM = 'urn:xmpp:mam:2';
@@ -23,7 +24,7 @@ function setup(): { host: Host; storage: SqliteStorage } {
   const dataDir = mkdtempSync(join(tmpdir(), 'pi-im-mam-muc-'));
   const config = validateConfig({ domain: 'localhost', dataDir });
   const storage = new SqliteStorage({ path: join(dataDir, 'db.sqlite'), commitWindowMs: 1, maxBatch: 512, synchronous: 'normal' });
-  const host = new Host(config, storage, pino({ level: 'silent' }), createMetrics());
+  const host = new Host(config, storage, new SqliteBackend(storage), pino({ level: 'silent' }), createMetrics());
   mam(host);
   return { host, storage };
 }
@@ -49,7 +50,7 @@ async function query(host: Host, requester: string, q: Element, allowed = true):
   const f = fakeSession(requester);
   const stanza = xml('iq', { xmlns: 'jabber:client', type: 'set', id: 'q1', from: requester, to: ROOM }, q);
   const event: StanzaEvent = { stanza, origin: f.session, from: parseJid(requester)!, to: parseJid(ROOM)!, rx: 0 };
-  t0(host.hooks.fire('muc-mam-query', { event, room: ROOM, allowed }));
+  t0(await host.hooks.fire('muc-mam-query', { event, room: ROOM, allowed }));
   return { results: f.out, reply: await f.reply };
 }
 function t0(handled: boolean): void { if (!handled) throw new Error('muc-mam-query was not handled'); }

@@ -23,6 +23,6 @@ export function bindResource(host: Host, stream: Binding, iq: Element, payload: 
   if (r.replaced) r.replaced.close('conflict', 'replaced by a new session with the same resource');
   stream.bound = true;
   host.metrics.sessions.inc();
-  host.hooks.fire('session-bound', { session: stream });
+  host.hooks.notify('session-bound', { session: stream });
   stream.send(iqResult(iq, xml('bind', { xmlns: NS.bind }, xml('jid', {}, stream.jid.full))));
 }

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { SaslNegotiation, mechanisms } from './auth.js';
 import { bindResource } from './bind.js';
+import { after, type Awaitable } from './hooks.js';
 import type { Host } from './host.js';
 import type { Jid } from './jid.js';
 import type { AuthThrottle } from './limits.js';
@@ -15,6 +16,9 @@ import { handleUnacked, smElement, type Resumptions, type SmState } from './sm.j
 import { NS, errorReply, iqResult } from './stanza.js';
 import type { Transport } from './transport.js';
 import { Element, escapeText, xml } from './xml.js';
+
+/** Elements that may wait behind one that waits for the database before the input is paused. */
+const WAITING_MAX = 64;
 
 /** Given to the register module for pre-authentication IQs (XEP-0077, XEP-0401). */
 export interface PreAuthEvent {
@@ -58,6 +62,10 @@ export class C2SStream implements Session {
   outFilter: OutFilter | undefined = undefined;
   private tokens: number;
   private lastRefill: number;
+  /** See element(): one element handled at a time. */
+  private busy = false;
+  private readonly waiting: Element[] = [];
+  private holdingInput = false;
   lastRx: number;
   private readonly connectedAt: number;
   private pingSentAt = 0;
@@ -229,7 +237,7 @@ export class C2SStream implements Session {
     this.bound = false;
     this.host.router.unbind(this);
     this.host.metrics.sessions.dec();
-    this.host.hooks.fire('session-closed', { session: this });
+    this.host.hooks.notify('session-closed', { session: this });
     this.host.log.debug({ stream: this.id, user: this.username, unacked: unacked.length }, 'session ended');
     handleUnacked(this.host, this.jid, unacked);
   }
@@ -318,7 +326,7 @@ export class C2SStream implements Session {
       }
     } else {
       f.push(`<bind xmlns="${NS.bind}"/>`, `<session xmlns="${NS.session}"><optional/></session>`, `<sm xmlns="${NS.sm}"/>`, `<ver xmlns="${NS.rosterver}"/>`);
-      this.host.hooks.fire('stream-features', { features: f });
+      this.host.hooks.fireSync('stream-features', { features: f });
     }
     return `<stream:features${this.transport.streamNs}>${f.join('')}</stream:features>`;
   }
@@ -330,9 +338,37 @@ export class C2SStream implements Session {
 
   // ---- elements ----
 
-  /** A top-level element from the client. */
+  /** A top-level element from the client. Elements are handled one at a time, in order: while
+   * one waits for the database the next wait here, and past WAITING_MAX the connection is read
+   * no further until they are handled. */
   element(el: Element): void {
     if (this.closed || !this.rate()) return;
+    if (!this.busy) return this.process(el);
+    this.waiting.push(el);
+    if (this.waiting.length >= WAITING_MAX && !this.holdingInput) { this.holdingInput = true; this.transport.hold(); }
+  }
+
+  private process(el: Element): void {
+    const r = this.handle(el);
+    if (!(r instanceof Promise)) return;
+    this.busy = true;
+    r.catch((err: unknown) => this.failedWhileHandling(el, err)).finally(() => this.next());
+  }
+
+  private next(): void {
+    this.busy = false;
+    while (!this.busy && !this.closed && this.waiting.length > 0) this.process(this.waiting.shift()!);
+    if (this.holdingInput && (this.waiting.length < WAITING_MAX || this.closed)) { this.holdingInput = false; this.transport.release(); }
+  }
+
+  /** A module failed on this stanza after waiting: the sender of a request is answered, the stream goes on. */
+  private failedWhileHandling(el: Element, err: unknown): void {
+    this.host.log.error({ stream: this.id, err: (err as Error)?.stack ?? String(err) }, 'error while handling a stanza');
+    const t = el.attrs.type;
+    if (!this.closed && el.name === 'iq' && (t === 'get' || t === 'set')) this.send(errorReply(el, 'internal-server-error'));
+  }
+
+  private handle(el: Element): Awaitable<void> {
     const ns = el.attrs.xmlns ?? '';
     if (!this.opened) return this.streamError('not-well-formed', 'stanza before the stream was opened');
     if (ns === NS.client && (el.name === 'message' || el.name === 'presence' || el.name === 'iq')) return this.stanza(el);
@@ -343,8 +379,9 @@ export class C2SStream implements Session {
     }
     if (ns === NS.stream && el.name === 'error') return this.close();
     // Other top-level elements of a bound session go to modules (e.g. XEP-0352 <active/>).
-    if (this.bound && this.host.hooks.fire('nonza/' + ns, { session: this, element: el })) return;
-    this.streamError('unsupported-stanza-type', `<${el.name} xmlns="${ns}"/> is not supported here`);
+    const unsupported = (): void => this.streamError('unsupported-stanza-type', `<${el.name} xmlns="${ns}"/> is not supported here`);
+    if (!this.bound) return unsupported();
+    return after(this.host.hooks.fire('nonza/' + ns, { session: this, element: el }), (handled) => (handled ? undefined : unsupported()));
   }
 
   private rate(): boolean {
@@ -370,7 +407,7 @@ export class C2SStream implements Session {
     this.auth.element(el);
   }
 
-  private stanza(el: Element): void {
+  private stanza(el: Element): Awaitable<void> {
     this.host.metrics.stanzasIn.inc();
     if (!this.username) return this.preAuthStanza(el);
     if (el.name === 'iq' && !this.checkIq(el)) return;
@@ -388,7 +425,7 @@ export class C2SStream implements Session {
     el.attrs.from = this.jid.full;
     if (el.name === 'iq' && el.attrs.type === 'set' && el.firstElement()?.is('session', NS.session)) return this.send(iqResult(el));
     if (el.name === 'iq' && el.attrs.type === 'set' && el.firstElement()?.is('bind', NS.bind)) return this.send(errorReply(el, 'not-allowed', 'a resource is already bound'));
-    this.host.fromClient(this, el, performance.now());
+    return this.host.fromClient(this, el, performance.now());
   }
 
   private checkIq(el: Element): boolean {
@@ -404,13 +441,13 @@ export class C2SStream implements Session {
     return true;
   }
 
-  private preAuthStanza(el: Element): void {
+  private preAuthStanza(el: Element): Awaitable<void> {
     const payload = el.firstElement();
     if (el.name === 'iq' && this.authAllowed() && payload && this.checkIq(el)) {
       const event: PreAuthEvent = { stanza: el, stream: this, reply: (r) => this.sendDurable(r) };
-      if (this.host.hooks.fire('iq-preauth/' + payload.ns, event)) return;
-      if (el.attrs.type === 'get' || el.attrs.type === 'set') return this.send(errorReply(el, 'service-unavailable'));
-      return;
+      return after(this.host.hooks.fire('iq-preauth/' + payload.ns, event), (handled) => {
+        if (!handled && (el.attrs.type === 'get' || el.attrs.type === 'set')) this.send(errorReply(el, 'service-unavailable'));
+      });
     }
     this.streamError('not-authorized', this.authAllowed() ? 'authenticate first' : 'STARTTLS and authenticate first');
   }

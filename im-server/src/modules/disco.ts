@@ -2,6 +2,7 @@
 // modules registered, and the components (MUC, upload...) as items; an account's identity for
 // itself and its subscribers, with what modules serving the bare JID add ('disco/account-info',
 // 'disco/account-items' events: { event, query } to append to).
+import { after } from '../core/hooks.js';
 import type { Host, StanzaEvent } from '../core/host.js';
 import { NS, errorReply, iqResult } from '../core/stanza.js';
 import { xml } from '../core/xml.js';
@@ -45,8 +46,7 @@ export default function disco(host: Host): void {
     if (!host.accountExists(e.to.local) || !mayKnow(e)) return false;
     if (e.stanza.firstElement()!.attrs.node) return false; // a node's items: its module's (PEP)
     const query = xml('query', { xmlns: NS.discoItems });
-    host.hooks.fire('disco/account-items', { event: e, query }); // e.g. the PEP nodes this requester may see
-    host.reply(e, iqResult(e.stanza, query));
-    return true;
+    // e.g. the PEP nodes this requester may see
+    return after(host.hooks.fire('disco/account-items', { event: e, query }), () => { host.reply(e, iqResult(e.stanza, query)); return true; });
   });
 }

@@ -20,15 +20,18 @@ import upload from './upload/index.js';
 import vcard from './vcard.js';
 import version from './version.js';
 
-export const MODULES: Record<string, (host: Host) => void> = { roster, presence, message, offline, register, disco, ping, vcard, version, muc, mam, carbons, upload, csi, blocking, private: privateStorage, hostmeta, contact, pep };
+/** A module's start: hooks, features, and its store (opening it may wait for the database). */
+export type ModuleInit = (host: Host) => void | Promise<void>;
+
+export const MODULES: Record<string, ModuleInit> = { roster, presence, message, offline, register, disco, ping, vcard, version, muc, mam, carbons, upload, csi, blocking, private: privateStorage, hostmeta, contact, pep };
 const ALWAYS = new Set(['roster', 'presence', 'message']);
 
-export function loadModules(host: Host): string[] {
+export async function loadModules(host: Host): Promise<string[]> {
   const off = new Set<string>(host.config.disabledModules);
   const loaded: string[] = [];
   for (const [name, init] of Object.entries(MODULES)) {
     if (off.has(name) && !ALWAYS.has(name)) continue;
-    init(host);
+    await init(host);
     loaded.push(name);
   }
   return loaded;

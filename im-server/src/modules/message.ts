@@ -1,11 +1,12 @@
 // Message routing (RFC 6121 §8.5): to a bare JID the highest-priority available resources get
 // it (offline storage when none), to a full JID that resource (or as bare for chat/normal),
 // errors for unknown users. IQs to full JIDs are forwarded here too (RFC 6120 §10.5.4).
+import { after, type Awaitable } from '../core/hooks.js';
 import type { Host, StanzaEvent } from '../core/host.js';
 import type { Session } from '../core/session.js';
 
 export default function message(host: Host): void {
-  function toBare(e: StanzaEvent): boolean {
+  function toBare(e: StanzaEvent): Awaitable<boolean> {
     const { stanza, to } = e;
     const type = stanza.attrs.type ?? 'normal';
     if (type === 'error') return true;
@@ -23,8 +24,10 @@ export default function message(host: Host): void {
       return true;
     }
     if (type === 'headline') return true;
-    if (!host.hooks.fire('message/offline', e)) host.bounce(e, 'service-unavailable', 'the recipient is offline');
-    return true;
+    return after(host.hooks.fire('message/offline', e), (stored) => {
+      if (!stored) host.bounce(e, 'service-unavailable', 'the recipient is offline');
+      return true;
+    });
   }
 
   host.hooks.on<StanzaEvent>('message/bare', toBare);

@@ -89,7 +89,7 @@ export default function register(host: Host): void {
       if (!session || (target === 'bare' && e.to.bare !== e.from.bare)) return false;
       const query = e.stanza.firstElement()!;
       if (query.getChild('remove')) {
-        host.hooks.fire('account-removing', { username: session.username });
+        host.hooks.notify('account-removing', { username: session.username });
         host.storage.deleteAccount(session.username).then(() => {
           host.log.info({ user: session.username }, 'account removed');
           session.send(iqResult(e.stanza));

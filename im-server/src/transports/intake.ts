@@ -21,7 +21,8 @@ export interface IntakeTarget {
 
 export class Intake {
   private readonly queue: Buffer[] = [];
-  private holding = false;
+  /** hold() calls not yet released (a SASL step, stanzas waiting for the database). */
+  private holding = 0;
   private running = false;
   private scheduled = false;
   private paused = false;
@@ -40,16 +41,16 @@ export class Intake {
 
   /** Nothing is parsed until release() (the parser asks, after each element). */
   get held(): boolean {
-    return this.holding;
+    return this.holding > 0;
   }
 
   /** Parse nothing more until release(). */
   hold(): void {
-    this.holding = true;
+    this.holding++;
   }
 
   release(): void {
-    this.holding = false;
+    if (this.holding > 0) this.holding--;
     this.run();
   }
 
@@ -60,7 +61,7 @@ export class Intake {
     const start = t.emitted();
     try {
       for (;;) {
-        if (this.holding) break;
+        if (this.holding > 0) break;
         if (t.emitted() - start >= TURN_ELEMENTS) { this.later(); break; }
         if (t.backlogged()) { t.resume(); continue; }
         const next = this.queue.shift();
@@ -70,7 +71,7 @@ export class Intake {
     } finally {
       this.running = false;
     }
-    const waiting = this.holding || this.queue.length > 0 || t.backlogged();
+    const waiting = this.holding > 0 || this.queue.length > 0 || t.backlogged();
     if (waiting && !this.paused) { this.paused = true; t.pauseReading(); }
     if (!waiting && this.paused) { this.paused = false; t.resumeReading(); }
   }
