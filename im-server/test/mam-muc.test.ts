@@ -15,17 +15,19 @@ import { type Element, xml } from '../src/core/xml.js';
 import mam from '../src/modules/mam/index.js';
 import { SqliteStorage } from '../src/storage/sqlite.js';
 import { SqliteBackend } from '../src/storage/sqlite-backend.js';
+import { Accounts } from '../src/storage/accounts.js';
 
 const ROOM = 'den@conference.localhost';
 const NS_MAM = 'urn:xmpp:mam:2';
 const NS_SID = 'urn:xmpp:sid:0';
 
-function setup(): { host: Host; storage: SqliteStorage } {
+async function setup(): Promise<{ host: Host; storage: SqliteStorage }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'pi-im-mam-muc-'));
   const config = validateConfig({ domain: 'localhost', dataDir });
   const storage = new SqliteStorage({ path: join(dataDir, 'db.sqlite'), commitWindowMs: 1, maxBatch: 512, synchronous: 'normal' });
-  const host = new Host(config, storage, new SqliteBackend(storage), pino({ level: 'silent' }), createMetrics());
-  mam(host);
+  const db = new SqliteBackend(storage);
+  const host = new Host(config, storage, db, await Accounts.open(db), pino({ level: 'silent' }), createMetrics());
+  await mam(host);
   return { host, storage };
 }
 
@@ -56,7 +58,7 @@ async function query(host: Host, requester: string, q: Element, allowed = true):
 function t0(handled: boolean): void { if (!handled) throw new Error('muc-mam-query was not handled'); }
 
 test('room messages get a stanza-id by the room, are archived once, and are served from the room JID', async (t) => {
-  const { host, storage } = setup();
+  const { host, storage } = await setup();
   const m1 = groupchat('ann', 'first', xml('stanza-id', { xmlns: NS_SID, by: ROOM, id: 'forged' }));
   host.hooks.fire('muc-message', { room: ROOM, stanza: m1, occupant: 'ann@localhost' });
   const sid = m1.getChildren('stanza-id', NS_SID);

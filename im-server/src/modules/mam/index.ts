@@ -4,6 +4,7 @@
 // (message/bare|full, before message.ts delivers or stores it offline), and the recipient's copy
 // gets <stanza-id by=user id=UID/>. Room archives are filled through the MUC module's
 // muc-message hook. Items older than mam.retentionDays are deleted at start and hourly.
+import type { Awaitable } from '../../core/hooks.js';
 import type { Host, StanzaEvent } from '../../core/host.js';
 import type { Jid } from '../../core/jid.js';
 import { NS, errorReply, iqResult } from '../../core/stanza.js';
@@ -11,7 +12,7 @@ import { type Element, xml } from '../../core/xml.js';
 import { hookPrefs, shouldArchive } from './prefs.js';
 import { NS_MAM, NS_MAM_EXT, queryForm } from './query.js';
 import { serveMetadata, serveQuery } from './serve.js';
-import { ArchiveStore } from './store.js';
+import { ArchiveStore, MIGRATIONS, type Tables } from './store.js';
 
 export const NS_SID = 'urn:xmpp:sid:0';
 const NS_HINTS = 'urn:xmpp:hints';
@@ -31,6 +32,11 @@ export function archivable(stanza: Element): boolean {
     || stanza.getChild('openpgp', 'urn:xmpp:openpgp:0') !== undefined || stanza.getChild('store', NS_HINTS) !== undefined;
 }
 
+/** The ids of the stanza-ids claiming to be by `by` on this stanza. */
+function stanzaIdsBy(stanza: Element, by: string): string[] {
+  return stanza.children.flatMap((c) => (typeof c !== 'string' && c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === by ? [c.attrs.id ?? ''] : []));
+}
+
 /** XEP-0359 §3: ids claiming to be by `by` can only be forged; drop them. */
 function stripStanzaIds(stanza: Element, by: string): void {
   stanza.children = stanza.children.filter((c) => typeof c === 'string' || !(c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === by));
@@ -44,8 +50,9 @@ function serialise(stanza: Element, drop?: (c: Element) => boolean): string {
   return copy.toString();
 }
 
-export default function mam(host: Host): void {
-  const store = new ArchiveStore(host.storage);
+export default async function mam(host: Host): Promise<void> {
+  const failed = (what: string, err: unknown): void => host.log.error({ err: (err as Error)?.stack ?? String(err) }, `mam: ${what} failed`);
+  const store = await ArchiveStore.open(await host.db.open<Tables>('mam', MIGRATIONS), failed);
   const domain = host.domain;
   const isKnown = (jid: Jid): boolean => (jid.domain === domain ? host.accountExists(jid.local) : host.components.has(jid.domain));
 
@@ -58,29 +65,34 @@ export default function mam(host: Host): void {
     return false;
   }, 'archive');
 
-  // Incoming: into the recipient's archive, with the UID on the stanza delivered or stored offline.
-  const incoming = (e: StanzaEvent): boolean => {
-    const { stanza, from, to } = e;
+  // Incoming: into the recipient's archive, with the UID on the stanza delivered or stored offline
+  // (made in memory, at once: carbons and delivery, later phases, see the stamped stanza).
+  const incoming = (e: StanzaEvent): Awaitable<boolean> => {
+    const { stanza, to } = e;
     if (!host.accountExists(to.local)) return false;
-    // Routed again by the server (a session ended before its client acked it): archived already.
-    if (!e.origin && isArchivedCopy(stanza, to.bare)) return false;
+    // Routed again by the server (a session ended before its client acked it): archived already
+    // when the archive holds the id it carries. Only then is the archive read.
+    const sids = e.origin ? [] : stanzaIdsBy(stanza, to.bare);
+    if (sids.length === 0) return archiveIncoming(e);
+    return store.seqsOf(to.bare, sids).then((found) => (found.size > 0 ? false : archiveIncoming(e)));
+  };
+  const archiveIncoming = (e: StanzaEvent): boolean => {
+    const { stanza, from, to } = e;
     stripStanzaIds(stanza, to.bare);
     if (!archivable(stanza) || !shouldArchive(host, store, to.local, from.bare)) return false;
     const id = store.append(to.bare, from.full, from.bare, serialise(stanza));
     stanza.append(xml('stanza-id', { xmlns: NS_SID, by: to.bare, id }));
     return false;
   };
-  const isArchivedCopy = (stanza: Element, owner: string): boolean => stanza.children.some((c) => typeof c !== 'string'
-    && c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === owner && store.seqOf(owner, c.attrs.id ?? '') !== undefined);
   host.hooks.on<StanzaEvent>('message/bare', incoming, 'archive');
   host.hooks.on<StanzaEvent>('message/full', incoming, 'archive');
 
   // Queries, the form, metadata: only the owner reads a user archive.
-  const ownArchive = (e: StanzaEvent, what: () => void): boolean => {
+  const ownArchive = (e: StanzaEvent, what: () => Awaitable<void>): Awaitable<boolean> => {
     if (!host.accountExists(e.to.local)) return false;
-    if (e.from.bare !== e.to.bare) host.reply(e, errorReply(e.stanza, 'forbidden', 'only its owner can read this archive'));
-    else what();
-    return true;
+    if (e.from.bare !== e.to.bare) { host.reply(e, errorReply(e.stanza, 'forbidden', 'only its owner can read this archive')); return true; }
+    const r = what();
+    return r instanceof Promise ? r.then(() => true) : true;
   };
   host.hooks.on<StanzaEvent>(`iq-set/bare/${NS_MAM}:query`, (e) => ownArchive(e, () => serveQuery(host, store, e, e.to.bare)));
   host.hooks.on<StanzaEvent>(`iq-get/bare/${NS_MAM}:query`, (e) => ownArchive(e, () => host.reply(e, iqResult(e.stanza, queryForm()))));
@@ -103,20 +115,23 @@ export default function mam(host: Host): void {
     stanza.append(xml('stanza-id', { xmlns: NS_SID, by: room, id }));
     return false;
   });
-  host.hooks.on<MucMamQueryEvent>('muc-mam-query', ({ event, room, allowed }) => {
+  host.hooks.on<MucMamQueryEvent>('muc-mam-query', async ({ event, room, allowed }) => {
     if (!allowed) { host.reply(event, errorReply(event.stanza, 'forbidden', 'you may not read this room\'s archive')); return true; }
-    if (event.stanza.attrs.type === 'set') serveQuery(host, store, event, room);
-    else if (event.stanza.firstElement()!.name === 'metadata') serveMetadata(host, store, event, room);
+    if (event.stanza.attrs.type === 'set') await serveQuery(host, store, event, room);
+    else if (event.stanza.firstElement()!.name === 'metadata') await serveMetadata(host, store, event, room);
     else host.reply(event, iqResult(event.stanza, queryForm()));
     return true;
   });
-  host.hooks.on<{ room: string }>('muc-room-destroyed', ({ room }) => { void store.deleteOwner(room).catch(() => {}); return false; });
-  host.hooks.on<{ username: string }>('account-removing', ({ username }) => { void store.deleteOwner(`${username}@${domain}`).catch(() => {}); return false; });
+  host.hooks.on<{ room: string }>('muc-room-destroyed', ({ room }) => { store.deleteOwner(room).catch((err: unknown) => failed(`deleting the archive of ${room}`, err)); return false; });
+  host.hooks.on<{ username: string }>('account-removing', ({ username }) => {
+    store.deleteOwner(`${username}@${domain}`).catch((err: unknown) => failed(`deleting the archive of ${username}`, err));
+    return false;
+  });
 
   // Retention.
   const days = host.config.mam.retentionDays;
   if (days > 0) {
-    const expire = (): void => { void store.expire(Date.now() - days * 24 * HOUR).catch(() => {}); };
+    const expire = (): void => { store.expire(Date.now() - days * 24 * HOUR).catch((err: unknown) => failed('expiring old items', err)); };
     expire();
     setInterval(expire, HOUR).unref();
   }

@@ -46,8 +46,8 @@ export function hookPrefs(host: Host, store: ArchiveStore): void {
     host.reply(e, iqResult(e.stanza, prefsElement(effectivePrefs(host, store, e.to.bare))));
     return true;
   });
-  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS_MAM}:prefs`, (e) => {
-    if (!own(e)) return false;
+  // Answered once the preferences are durable.
+  const setPrefs = async (e: StanzaEvent): Promise<boolean> => {
     if (e.from.bare !== e.to.bare) { host.reply(e, errorReply(e.stanza, 'forbidden', 'only the account owner can change its archiving preferences')); return true; }
     const el = e.stanza.firstElement()!;
     const dflt = el.attrs.default ?? effectivePrefs(host, store, e.to.bare).default;
@@ -59,8 +59,12 @@ export function hookPrefs(host: Host, store: ArchiveStore): void {
       return true;
     }
     const p: Prefs = { default: dflt as Policy, always: always.filter((j) => !never.includes(j)), never };
-    void store.setPrefs(e.to.bare, p).catch(() => {});
+    await store.setPrefs(e.to.bare, p);
     host.reply(e, iqResult(e.stanza, prefsElement(p)));
     return true;
+  };
+  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS_MAM}:prefs`, (e) => {
+    if (!own(e)) return false;
+    return setPrefs(e);
   });
 }

@@ -9,26 +9,25 @@ import { type ArchiveStore, type Filter, newId } from './store.js';
 
 const NS_FORWARD = 'urn:xmpp:forward:0';
 
-export function serveQuery(host: Host, store: ArchiveStore, e: StanzaEvent, archive: string): void {
+export async function serveQuery(host: Host, store: ArchiveStore, e: StanzaEvent, archive: string): Promise<void> {
   const req = parseQuery(e.stanza.firstElement()!);
   if ('condition' in req) { host.reply(e, errorReply(e.stanza, req.condition, req.text)); return; }
-  const seq = (id: string): number | undefined => store.seqOf(archive, id);
+  // The ordering key of every UID the query names; a UID the archive does not hold is
+  // item-not-found (XEP-0313 §4.1.3 and §4.3.2).
+  const named: [string | undefined, string][] = [[req.afterId, 'after-id'], [req.beforeId, 'before-id'], [req.after, 'RSM <after>'], [req.before || undefined, 'RSM <before>'], ...(req.ids ?? []).map((id): [string, string] => [id, 'ids'])];
+  const seqs = await store.seqsOf(archive, named.flatMap(([id]) => (id === undefined ? [] : [id])));
+  const missing = named.find(([id]) => id !== undefined && !seqs.has(id));
+  if (missing) { host.reply(e, errorReply(e.stanza, 'item-not-found', `${missing[1]}: no message ${missing[0]} in this archive`)); return; }
+  const seq = (id: string | undefined): number | undefined => (id ? seqs.get(id) : undefined);
   const filter: Filter = { with: req.with, start: req.start, end: req.end, ids: req.ids };
-  // A UID the archive does not hold is item-not-found (XEP-0313 §4.1.3 and §4.3.2).
-  for (const [id, what] of [[req.afterId, 'after-id'], [req.beforeId, 'before-id'], [req.after, 'RSM <after>'], [req.before || undefined, 'RSM <before>']] as const) {
-    if (id !== undefined && seq(id) === undefined) { host.reply(e, errorReply(e.stanza, 'item-not-found', `${what}: no message ${id} in this archive`)); return; }
-  }
-  if (req.ids) for (const id of req.ids) {
-    if (seq(id) === undefined) { host.reply(e, errorReply(e.stanza, 'item-not-found', `ids: no message ${id} in this archive`)); return; }
-  }
   const bounds = (a: number | undefined, b: number | undefined, pick: (x: number, y: number) => number): number | undefined =>
     a === undefined ? b : b === undefined ? a : pick(a, b);
-  filter.afterSeq = bounds(req.afterId === undefined ? undefined : seq(req.afterId), req.after === undefined ? undefined : seq(req.after), Math.max);
-  filter.beforeSeq = bounds(req.beforeId === undefined ? undefined : seq(req.beforeId), req.before ? seq(req.before) : undefined, Math.min);
+  filter.afterSeq = bounds(seq(req.afterId), seq(req.after), Math.max);
+  filter.beforeSeq = bounds(seq(req.beforeId), seq(req.before), Math.min);
   const limit = host.config.mam.maxPageSize;
   const max = Math.min(req.max ?? limit, limit);
   const backward = req.before !== undefined;
-  const page = store.page(archive, filter, max, backward, req.index ?? 0);
+  const page = await store.page(archive, filter, max, backward, req.index ?? 0);
 
   const items = req.flip ? [...page.items].reverse() : page.items;
   const to = e.from.full;
@@ -54,8 +53,8 @@ export function serveQuery(host: Host, store: ArchiveStore, e: StanzaEvent, arch
 }
 
 /** XEP-0313 §5 archive metadata: the first and last item. */
-export function serveMetadata(host: Host, store: ArchiveStore, e: StanzaEvent, archive: string): void {
-  const ends = store.ends(archive);
+export async function serveMetadata(host: Host, store: ArchiveStore, e: StanzaEvent, archive: string): Promise<void> {
+  const ends = await store.ends(archive);
   const md = xml('metadata', { xmlns: NS_MAM });
   if (ends) {
     md.append(xml('start', { id: ends.start.id, timestamp: new Date(ends.start.stamp).toISOString() }));

@@ -8,8 +8,8 @@ import type { Host, SessionEvent } from '../../core/host.js';
 import { removeSession } from './occupants.js';
 import { MucService } from './service.js';
 
-export default function muc(host: Host): void {
-  const svc = new MucService(host);
+export default async function muc(host: Host): Promise<void> {
+  const svc = await MucService.start(host);
   host.addComponent(svc.domain, svc);
 
   // A session that ends leaves its rooms (its unavailable presence may not have reached them).

@@ -49,7 +49,7 @@ function groupchat(svc: MucService, room: Room, e: StanzaEvent): void {
   delete out.attrs.to;
   // Only the room may stamp its own stanza-id (XEP-0359 §5).
   out.children = out.children.filter((c) => typeof c === 'string' || !(c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === room.jid));
-  if (body || subject) svc.host.hooks.fire<MucMessageEvent>('muc-message', { room: room.jid, stanza: out, occupant: occ.bare });
+  if (body || subject) svc.host.hooks.notify<MucMessageEvent>('muc-message', { room: room.jid, stanza: out, occupant: occ.bare });
   if (body) room.addHistory(out);
   room.broadcast(out);
 }

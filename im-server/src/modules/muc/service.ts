@@ -1,6 +1,7 @@
 // The MUC service at conference.<domain>: its rooms, routing of every stanza sent to it, service
 // and room discovery, IQs to occupants (proxied, XEP-0045 §7.x; self-pings answered, XEP-0410),
 // and the hand-off of room archive queries to the MAM module.
+import { after, type Awaitable } from '../../core/hooks.js';
 import { randomBytes } from 'node:crypto';
 import type { Component, Host, StanzaEvent } from '../../core/host.js';
 import { parseJid } from '../../core/jid.js';
@@ -12,7 +13,7 @@ import { defaultConfig, loadConfig, roomInfoForm } from './config.js';
 import { handlePrivateMessage, handleRoomMessage } from './messages.js';
 import { handlePresence } from './occupants.js';
 import { AFF_RANK, NS_ADMIN, NS_MUC, NS_OWNER, Room, type Affiliation, type MucContext } from './room.js';
-import { MucStore } from './store.js';
+import { MIGRATIONS, MucStore, type StoredRoom, type Tables } from './store.js';
 
 export const NS_SELF_PING = `${NS_MUC}#self-ping-optimization`;
 export const NS_STABLE_ID = `${NS_MUC}#stable_id`;
@@ -36,14 +37,21 @@ export class MucService implements MucContext, Component {
   private readonly joined = new Map<string, Set<Room>>();
   private readonly proxied = new Map<string, Proxied>();
 
-  constructor(readonly host: Host) {
+  /** Opens the store and loads the stored rooms. */
+  static async start(host: Host): Promise<MucService> {
+    const failed = (what: string, err: unknown): void => host.log.error({ err: (err as Error)?.stack ?? String(err) }, `muc: ${what} failed`);
+    const store = new MucStore(await host.db.open<Tables>('muc', MIGRATIONS), failed);
+    return new MucService(host, store, await store.loadAll(host.config.muc.historyMessages));
+  }
+
+  private constructor(readonly host: Host, store: MucStore, stored: StoredRoom[]) {
     const c = host.config.muc;
     this.domain = `conference.${host.domain}`;
     this.maxOccupants = c.maxOccupants;
     this.maxHistory = c.historyMessages;
     this.admins = new Set(c.admins.map((a) => (a.includes('@') ? parseJid(a)?.bare ?? a : `${a}@${host.domain}`)));
-    this.store = new MucStore(host.storage);
-    for (const r of this.store.loadAll(this.maxHistory)) {
+    this.store = store;
+    for (const r of stored) {
       const room = new Room(r.jid, loadConfig(r.config, this.maxHistory), this);
       for (const [jid, a] of r.affiliations) room.affiliations.set(jid, a as Affiliation);
       room.subject = r.subject;
@@ -108,12 +116,12 @@ export class MucService implements MucContext, Component {
     this.rooms.delete(room.jid);
     if (room.config.persistent) this.store.deleteRoom(room.jid);
     this.host.log.info({ room: room.jid }, 'room removed');
-    this.host.hooks.fire('muc-room-destroyed', { room: room.jid });
+    this.host.hooks.notify('muc-room-destroyed', { room: room.jid });
   }
 
   // ---- routing ----
 
-  handle(e: StanzaEvent): void {
+  handle(e: StanzaEvent): Awaitable<void> {
     const { to, stanza } = e;
     if (to.local === '') { this.serviceStanza(e); return; }
     const room = this.rooms.get(to.bare);
@@ -131,7 +139,7 @@ export class MucService implements MucContext, Component {
     if (kind !== 'iq') return;
     if (to.resource) { this.occupantIq(room, e); return; }
     if (type !== 'get' && type !== 'set') return;
-    this.roomIq(room, e);
+    return this.roomIq(room, e);
   }
 
   private serviceStanza(e: StanzaEvent): void {
@@ -159,7 +167,7 @@ export class MucService implements MucContext, Component {
     else this.host.reply(e, errorReply(stanza, 'service-unavailable'));
   }
 
-  private roomIq(room: Room, e: StanzaEvent): void {
+  private roomIq(room: Room, e: StanzaEvent): Awaitable<void> {
     const { stanza } = e;
     const q = stanza.firstElement();
     if (!q) { this.host.reply(e, errorReply(stanza, 'bad-request')); return; }
@@ -167,7 +175,7 @@ export class MucService implements MucContext, Component {
     const type = stanza.attrs.type;
     if (ns === NS_ADMIN && q.name === 'query') { handleAdmin(this, room, e); return; }
     if (ns === NS_OWNER && q.name === 'query') { handleOwner(this, room, e); return; }
-    if (ns === NS_MAM) { this.mamQuery(room, e); return; }
+    if (ns === NS_MAM) return this.mamQuery(room, e);
     if (type === 'get' && ns === NS.discoInfo && q.name === 'query') { this.host.reply(e, iqResult(stanza, this.roomInfo(room, q.attrs.node))); return; }
     if (type === 'get' && ns === NS.discoItems && q.name === 'query') { this.host.reply(e, iqResult(stanza, this.roomItems(room, e, q.attrs.node))); return; }
     if (type === 'get' && ns === NS.ping && q.name === 'ping') { this.host.reply(e, iqResult(stanza)); return; }
@@ -199,7 +207,7 @@ export class MucService implements MucContext, Component {
     return q;
   }
 
-  private mamQuery(room: Room, e: StanzaEvent): void {
+  private mamQuery(room: Room, e: StanzaEvent): Awaitable<void> {
     const bare = e.from.bare;
     const aff = room.affiliation(bare);
     let allowed: boolean;
@@ -208,8 +216,9 @@ export class MucService implements MucContext, Component {
     else if (room.config.membersOnly) allowed = AFF_RANK[aff] >= AFF_RANK.member;
     else allowed = room.config.password === '' || AFF_RANK[aff] >= AFF_RANK.member;
     if (!allowed) { this.host.reply(e, errorReply(e.stanza, 'forbidden', 'join the room (or become a member) to read its archive')); return; }
-    if (this.host.hooks.fire<MucMamQueryEvent>('muc-mam-query', { event: e, room: room.jid, allowed })) return;
-    this.host.reply(e, errorReply(e.stanza, 'service-unavailable', 'this server keeps no room archives'));
+    return after(this.host.hooks.fire<MucMamQueryEvent>('muc-mam-query', { event: e, room: room.jid, allowed }), (handled) => {
+      if (!handled) this.host.reply(e, errorReply(e.stanza, 'service-unavailable', 'this server keeps no room archives'));
+    });
   }
 
   /** IQs to room/nick: self-pings are answered here, others go to the occupant under the room's address. */
