@@ -23,20 +23,45 @@ import type { Session } from '../core/session.js';
 import { NS } from '../core/stanza.js';
 import { xml } from '../core/xml.js';
 import { isDiskFull } from '../storage/types.js';
+import { openOfflineStore, type OfflineUsage } from './offline-store.js';
 
 const BATCH_BYTES = 64 * 1024;
 const BATCH_STANZAS = 100;
 /** Rows read from storage at a time (kept in memory until sent: bounded by maxOfflineBytesPerUser). */
 const READ_ROWS = 200;
+/** How long this node trusts its count of a user's stored messages before it asks the database
+ * again (another node on the same database may have stored or delivered some meanwhile). */
+const USAGE_TTL_MS = 2000;
 
 const mib = (n: number): string => (n >= 1024 * 1024 ? `${+(n / (1024 * 1024)).toFixed(1)} MiB` : `${Math.round(n / 1024)} KiB`);
 
-export default function offline(host: Host): void {
+export default async function offline(host: Host): Promise<void> {
+  const store = await openOfflineStore(host.db);
+  const filled = await store.fillSizes();
+  if (filled > 0) host.log.info({ messages: filled }, 'offline: sizes of stored messages filled in');
   host.features.add('msgoffline');
   const maxCount = host.config.limits.maxOfflinePerUser;
   const maxBytes = host.config.limits.maxOfflineBytesPerUser;
   const fullText = `the recipient is offline and their offline message store is full (at most ${maxCount} messages and ${mib(maxBytes)}): ` +
     'your message was not stored; send it again once they have been online';
+
+  // Per user: what is stored (count, bytes), as read from the database and counted up by this
+  // node's stores since; dropped when messages are deleted or a store fails, and after
+  // USAGE_TTL_MS, then read again. Kept so that storing a message needs no read (a read commits
+  // the queued writes first: one commit per offline message otherwise).
+  const usages = new Map<string, OfflineUsage & { at: number }>();
+  const usage = (username: string): (OfflineUsage & { at: number }) | Promise<OfflineUsage & { at: number }> => {
+    const u = usages.get(username);
+    if (u && performance.now() - u.at < USAGE_TTL_MS) return u;
+    return store.usage(username).then((r) => {
+      // Another store of this node may have read (and counted up) meanwhile: keep that one.
+      const again = usages.get(username);
+      if (again && performance.now() - again.at < USAGE_TTL_MS) return again;
+      const fresh = { ...r, at: performance.now() };
+      usages.set(username, fresh);
+      return fresh;
+    });
+  };
 
   host.hooks.on<StanzaEvent>('message/offline', (e) => {
     const type = e.stanza.attrs.type ?? 'normal';
@@ -45,20 +70,33 @@ export default function offline(host: Host): void {
     const copy = e.stanza.clone();
     copy.append(xml('delay', { xmlns: NS.delay, from: host.domain, stamp: new Date().toISOString() }, 'Offline storage'));
     const stanza = copy.toString();
-    const usage = host.storage.offlineUsage(username);
-    if (usage.count >= maxCount || usage.bytes + Buffer.byteLength(stanza) > maxBytes) {
+    const u = usage(username);
+    return u instanceof Promise ? u.then((v) => storeIfRoom(e, username, stanza, v)) : storeIfRoom(e, username, stanza, u);
+  });
+
+  function storeIfRoom(e: StanzaEvent, username: string, stanza: string, usage: OfflineUsage): boolean {
+    const size = Buffer.byteLength(stanza);
+    if (usage.count >= maxCount || usage.bytes + size > maxBytes) {
       host.log.debug({ user: username, count: usage.count, bytes: usage.bytes }, 'offline store full');
       host.bounce(e, 'resource-constraint', fullText);
       return true;
     }
+    usage.count++;
+    usage.bytes += size;
     // Not stored means not delivered: the sender is told, so nothing is lost without a word.
-    host.storage.storeOffline(username, stanza).catch((err: Error) => {
+    store.store(username, stanza).catch((err: Error) => {
+      usages.delete(username);
       host.log.debug({ err: err.message, user: username }, 'offline store failed');
       host.bounce(e, 'resource-constraint', isDiskFull(err)
         ? 'the server\'s disk is full: your message to an offline contact could not be stored; send it again later'
         : 'the server could not store your message for an offline contact; send it again later', { wait: false });
     });
     return true;
+  }
+
+  host.hooks.on<{ username: string }>('account-removing', ({ username }) => {
+    usages.delete(username);
+    return store.removeUser(username).then(() => { usages.delete(username); });
   });
 
   /** Sessions delivering their backlog now (a second initial presence does not start another). */
@@ -81,14 +119,18 @@ export default function offline(host: Host): void {
     let written = -1;
     let acked = -1;
     let done = false;
+    /** A read of the next rows is under way; `again`: next() was called meanwhile. */
+    let reading = false;
+    let again = false;
 
     const remove = (upTo: number): void => {
-      host.storage.deleteOffline(username, upTo).catch((err: Error) => host.log.error({ err: err.message, user: username }, 'offline delete failed'));
+      usages.delete(username); // read again (after this delete) when next needed
+      store.deleteUpTo(username, upTo).catch((err: Error) => host.log.error({ err: err.message, user: username }, 'offline delete failed'));
     };
 
-    const nextBatch = (): { id: number; stanza: string }[] => {
+    const nextBatch = async (): Promise<{ id: number; stanza: string }[]> => {
       if (buffered.length === 0) {
-        buffered = host.storage.getOffline(username, lastRead, READ_ROWS);
+        buffered = await store.list(username, lastRead, READ_ROWS);
         if (buffered.length > 0) lastRead = buffered[buffered.length - 1]!.id;
       }
       let bytes = 0;
@@ -106,9 +148,23 @@ export default function offline(host: Host): void {
      * after its connection dropped resends without callbacks). */
     const next = (): void => {
       if (done) return;
+      if (reading) { again = true; return; }
       const last = sent - 1;
       if (last >= 0 && Math.max(written, acked) < last) return;
-      const batch = nextBatch();
+      reading = true;
+      nextBatch().then((batch) => {
+        reading = false;
+        send(batch);
+        if (again) { again = false; next(); }
+      }, (err: Error) => {
+        reading = false;
+        done = true;
+        draining.delete(session);
+        host.log.error({ err: err.message, user: username }, 'offline read failed');
+      });
+    };
+
+    const send = (batch: { id: number; stanza: string }[]): void => {
       if (batch.length === 0) { done = true; draining.delete(session); return; }
       const index = sent++;
       const upTo = batch[batch.length - 1]!.id;

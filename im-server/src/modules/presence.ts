@@ -7,17 +7,33 @@ import type { Session } from '../core/session.js';
 import { NS, errorReply } from '../core/stanza.js';
 import { Element, xml } from '../core/xml.js';
 import type { RosterItem } from '../storage/types.js';
-import { isPreApproved, rosterFull, saveRosterItem, setPreApproved } from './roster.js';
+import { isPreApproved, rosterFull, rosterStore, saveRosterItem, setPreApproved } from './roster.js';
 
 const MAX_DIRECTED = 100;
 
 export default function presence(host: Host): void {
+  const store = rosterStore(host);
   // RFC 6121 §3.4: clients may send 'subscribed' before a request only if the server says so.
   host.hooks.on<{ features: string[] }>('stream-features', ({ features }) => { features.push('<sub xmlns="urn:xmpp:features:pre-approval"/>'); });
   const domainOf = host.domain;
   const maxPending = host.config.limits.maxRosterItems;
   const bareOf = (username: string): string => `${username}@${domainOf}`;
-  const item = (username: string, contact: string): RosterItem | undefined => host.storage.getRosterItem(username, contact);
+  const item = (username: string, contact: string): Promise<RosterItem | undefined> => store.getItem(username, contact);
+  /** Subscription changes of one user, one at a time and in order (each reads the roster item,
+   * then writes it): those the user sends and those that come to the user. */
+  const queues = new Map<string, Promise<unknown>>();
+  /** A write nobody waits for (the next read sees it anyway): a failure is logged. */
+  const quietly = (p: Promise<unknown>, user: string): void => {
+    p.catch((err: unknown) => host.log.error({ user, err: (err as Error)?.message ?? String(err) }, 'presence: a write failed'));
+  };
+  function serial<T>(username: string, fn: () => Promise<T>): Promise<T> {
+    const prev = queues.get(username) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => {});
+    queues.set(username, tail);
+    void tail.then(() => { if (queues.get(username) === tail) queues.delete(username); });
+    return run;
+  }
   const send = (type: string | undefined, from: string, to: string, children?: Element[]): void => {
     const p = xml('presence', { xmlns: NS.client, type, from, to });
     for (const c of children ?? []) p.append(c.clone());
@@ -35,8 +51,8 @@ export default function presence(host: Host): void {
   };
 
   /** Sends a copy of a presence to each of the user's contacts that may see it, and to the user's resources. */
-  function broadcast(session: Session, stanza: Element): void {
-    for (const it of host.storage.getRoster(session.username).items) {
+  async function broadcast(session: Session, stanza: Element): Promise<void> {
+    for (const it of (await store.getRoster(session.username)).items) {
       if (it.subscription !== 'from' && it.subscription !== 'both') continue;
       const copy = stanza.clone();
       copy.attrs.to = it.contact;
@@ -51,38 +67,39 @@ export default function presence(host: Host): void {
     }
   }
 
-  function goUnavailable(session: Session, stanza?: Element): void {
+  async function goUnavailable(session: Session, stanza?: Element): Promise<void> {
     if (!session.available) return;
     const p = stanza ?? xml('presence', { xmlns: NS.client, type: 'unavailable' });
     p.attrs.type = 'unavailable';
     delete p.attrs.to;
     session.available = false;
     session.presence = undefined;
-    broadcast(session, p);
-    for (const to of session.directed ?? []) {
+    const directed = session.directed ?? [];
+    session.directed = undefined;
+    await broadcast(session, p);
+    for (const to of directed) {
       const copy = p.clone();
       copy.attrs.to = to;
       copy.attrs.from = session.jid.full;
       host.route(copy);
     }
-    session.directed = undefined;
   }
 
   // ---- presence from a local client ----
-  host.hooks.on<StanzaEvent>('out/presence', (e) => {
+  host.hooks.on<StanzaEvent>('out/presence', async (e) => {
     const session = e.origin!;
     const { stanza } = e;
     const type = stanza.attrs.type;
     if (type === undefined || type === 'unavailable') {
       if (stanza.attrs.to === undefined) {
-        if (type === 'unavailable') { goUnavailable(session, stanza); return true; }
+        if (type === 'unavailable') { await goUnavailable(session, stanza); return true; }
         const prio = Number.parseInt(stanza.getChildText('priority') ?? '0', 10);
         session.priority = Number.isFinite(prio) ? Math.max(-128, Math.min(127, prio)) : 0;
         const initial = !session.available;
         session.available = true;
         session.presence = stanza;
-        broadcast(session, stanza);
-        if (initial) initialPresence(session);
+        await broadcast(session, stanza);
+        if (initial) await initialPresence(session);
         return true;
       }
       // Directed presence: remembered so the target hears when we go offline.
@@ -93,7 +110,11 @@ export default function presence(host: Host): void {
     }
     if (type === 'subscribe' || type === 'subscribed' || type === 'unsubscribe' || type === 'unsubscribed') {
       if (stanza.attrs.to === undefined) return true;
-      const refused = outboundSubscription(session, type, e.to.toBare(), stanza);
+      const contact = e.to.toBare();
+      const refused = await serial(session.username, () => outboundSubscription(session, type, contact, stanza));
+      // A local contact's side is handled before the user's next stanza (as when all of it was
+      // synchronous): a ping after a request is answered after the request was dealt with.
+      if (host.isLocal(contact)) await queues.get(contact.local);
       if (refused) session.send(errorReply(stanza, refused.condition, refused.text));
       return true;
     }
@@ -101,9 +122,9 @@ export default function presence(host: Host): void {
     return false; // errors are routed as they are
   });
 
-  function initialPresence(session: Session): void {
+  async function initialPresence(session: Session): Promise<void> {
     const from = session.jid.full;
-    for (const it of host.storage.getRoster(session.username).items) {
+    for (const it of (await store.getRoster(session.username)).items) {
       if (it.subscription === 'to' || it.subscription === 'both') send('probe', from, it.contact);
     }
     for (const s of availableSessions(session.jid.bare)) {
@@ -115,18 +136,18 @@ export default function presence(host: Host): void {
       }
     }
     // Subscription requests that arrived while the user was away (or still unanswered).
-    for (const { stanza } of host.storage.getPendingIn(session.username)) session.sendXml(stanza);
-    host.hooks.fire('initial-presence', { session });
+    for (const { stanza } of await store.pendingIn(session.username)) session.sendXml(stanza);
+    host.hooks.notify('initial-presence', { session });
   }
 
   /** Handles a subscription stanza from the user; returns the error to answer when it is refused. */
-  function outboundSubscription(session: Session, type: string, contact: Jid, stanza: Element): { condition: string; text: string } | undefined {
+  async function outboundSubscription(session: Session, type: string, contact: Jid, stanza: Element): Promise<{ condition: string; text: string } | undefined> {
     const username = session.username;
     const me = bareOf(username);
     const extra = stanza.elements();
-    const it = item(username, contact.bare);
+    const it = await item(username, contact.bare);
     host.log.debug({ user: username, type, contact: contact.bare, state: it && `${it.subscription}${it.ask ? '+ask' : ''}` }, 'subscription out');
-    const full = it ? undefined : rosterFull(host, username, contact.bare);
+    const full = it ? undefined : await rosterFull(host, username, contact.bare);
     if (type === 'subscribe') {
       if (!it && host.isLocal(contact) && contact.local !== '' && !host.accountExists(contact.local)) {
         // No such account here (RFC 6121 §3.1.3): answered on its behalf, and nothing is stored
@@ -137,24 +158,24 @@ export default function presence(host: Host): void {
       }
       if (full) return { condition: 'not-allowed', text: full };
       if (!it || (!it.ask && (it.subscription === 'none' || it.subscription === 'from'))) {
-        saveRosterItem(host, username, it ? { ...it, ask: true } : { contact: contact.bare, subscription: 'none', ask: true, groups: [] });
+        await saveRosterItem(host, username, it ? { ...it, ask: true } : { contact: contact.bare, subscription: 'none', ask: true, groups: [] });
       }
       send('subscribe', me, contact.bare, extra);
     } else if (type === 'subscribed') {
-      if (!host.storage.hasPendingIn(username, contact.bare)) {
+      if (!await store.hasPendingIn(username, contact.bare)) {
         // No request to approve: a pre-approval (RFC 6121 §3.4), unless the contact is already subscribed.
         if (it && (it.subscription === 'from' || it.subscription === 'both')) return;
-        if (isPreApproved(host, username, contact.bare)) return;
+        if (await isPreApproved(host, username, contact.bare)) return;
         if (full) return { condition: 'not-allowed', text: full };
-        setPreApproved(host, username, contact.bare, true);
-        saveRosterItem(host, username, it ?? { contact: contact.bare, subscription: 'none', ask: false, groups: [] });
+        quietly(setPreApproved(host, username, contact.bare, true), username);
+        await saveRosterItem(host, username, it ?? { contact: contact.bare, subscription: 'none', ask: false, groups: [] });
         return;
       }
       if (full) return { condition: 'not-allowed', text: full };
-      void host.storage.removePendingIn(username, contact.bare);
+      quietly(store.removePendingIn(username, contact.bare), username);
       const next = it ? { ...it, subscription: it.subscription === 'to' ? 'both' as const : it.subscription === 'none' ? 'from' as const : it.subscription }
         : { contact: contact.bare, subscription: 'from' as const, ask: false, groups: [] };
-      saveRosterItem(host, username, next);
+      await saveRosterItem(host, username, next);
       send('subscribed', me, contact.bare);
       for (const s of availableSessions(me)) {
         const copy = s.presence!.clone();
@@ -164,15 +185,15 @@ export default function presence(host: Host): void {
       }
     } else if (type === 'unsubscribe') {
       if (it && (it.ask || it.subscription === 'to' || it.subscription === 'both')) {
-        saveRosterItem(host, username, { ...it, ask: false, subscription: it.subscription === 'both' ? 'from' : it.subscription === 'to' ? 'none' : it.subscription });
+        await saveRosterItem(host, username, { ...it, ask: false, subscription: it.subscription === 'both' ? 'from' : it.subscription === 'to' ? 'none' : it.subscription });
       }
       send('unsubscribe', me, contact.bare);
     } else if (type === 'unsubscribed') {
-      if (it && isPreApproved(host, username, contact.bare)) { setPreApproved(host, username, contact.bare, false); saveRosterItem(host, username, it); }
-      const pending = host.storage.hasPendingIn(username, contact.bare);
-      if (pending) void host.storage.removePendingIn(username, contact.bare);
+      if (it && await isPreApproved(host, username, contact.bare)) { quietly(setPreApproved(host, username, contact.bare, false), username); await saveRosterItem(host, username, it); }
+      const pending = await store.hasPendingIn(username, contact.bare);
+      if (pending) quietly(store.removePendingIn(username, contact.bare), username);
       if (it && (it.subscription === 'from' || it.subscription === 'both')) {
-        saveRosterItem(host, username, { ...it, subscription: it.subscription === 'both' ? 'to' : 'none' });
+        await saveRosterItem(host, username, { ...it, subscription: it.subscription === 'both' ? 'to' : 'none' });
         for (const s of availableSessions(me)) send('unavailable', s.jid.full, contact.bare);
       } else if (!pending) return;
       send('unsubscribed', me, contact.bare);
@@ -181,7 +202,7 @@ export default function presence(host: Host): void {
   }
 
   // ---- presence to a local account ----
-  function inbound(e: StanzaEvent): boolean {
+  function inbound(e: StanzaEvent): boolean | Promise<boolean> {
     const { stanza, to, from } = e;
     const type = stanza.attrs.type;
     const username = to.local;
@@ -189,62 +210,75 @@ export default function presence(host: Host): void {
       if (type === 'subscribe' || type === 'probe') send('unsubscribed', to.bare, from.bare);
       return true;
     }
-    const it = item(username, from.bare);
-    if (type && type !== 'unavailable' && type !== 'error') {
-      host.log.debug({ user: username, type, contact: from.bare, state: it && `${it.subscription}${it.ask ? '+ask' : ''}` }, 'subscription in');
+    if (type === 'subscribe' || type === 'subscribed' || type === 'unsubscribe' || type === 'unsubscribed') {
+      return serial(username, () => inboundSubscription(e, type)).then(() => true);
     }
+    if (type === 'probe') {
+      return item(username, from.bare).then((it) => {
+        if (it && (it.subscription === 'from' || it.subscription === 'both')) sendCurrentPresence(to.bare, from.full);
+        return true;
+      });
+    }
+    const deliver = (): boolean => {
+      if (to.resource) {
+        const s = host.router.get(to.full);
+        if (s) host.deliver(s, stanza, e.rx);
+      } else deliverAll(to.bare, stanza, e.rx);
+      return true;
+    };
+    // Behind a subscription change to the user still under way (e.g. the contact's presence
+    // right after its approval: RFC 6121 §3.1.6 wants the approval first); at once otherwise.
+    return queues.has(username) ? serial(username, async () => deliver()) : deliver();
+  }
+
+  async function inboundSubscription(e: StanzaEvent, type: string): Promise<void> {
+    const { stanza, to, from } = e;
+    const username = to.local;
+    const it = await item(username, from.bare);
+    host.log.debug({ user: username, type, contact: from.bare, state: it && `${it.subscription}${it.ask ? '+ask' : ''}` }, 'subscription in');
     switch (type) {
       case 'subscribe':
-        if (it && (it.subscription === 'from' || it.subscription === 'both')) { send('subscribed', to.bare, from.bare); return true; }
-        if (it && isPreApproved(host, username, from.bare)) {
+        if (it && (it.subscription === 'from' || it.subscription === 'both')) { send('subscribed', to.bare, from.bare); return; }
+        if (it && await isPreApproved(host, username, from.bare)) {
           // Pre-approved (RFC 6121 §3.4): approve for the user, as if it had answered.
-          setPreApproved(host, username, from.bare, false);
-          saveRosterItem(host, username, { ...it, subscription: it.subscription === 'to' ? 'both' : 'from' });
+          quietly(setPreApproved(host, username, from.bare, false), username);
+          await saveRosterItem(host, username, { ...it, subscription: it.subscription === 'to' ? 'both' : 'from' });
           send('subscribed', to.bare, from.bare);
           sendCurrentPresence(to.bare, from.bare);
-          return true;
+          return;
         }
-        if (!host.storage.hasPendingIn(username, from.bare) && host.storage.countPendingIn(username) >= maxPending) {
+        if (!await store.hasPendingIn(username, from.bare) && await store.countPendingIn(username) >= maxPending) {
           // The requester is told; nothing is stored (a flood of requests cannot grow the table).
           host.route(errorReply(stanza, 'resource-constraint', `${to.bare} has too many unanswered subscription requests (at most ${maxPending}); try again later`));
-          return true;
+          return;
         }
         stanza.attrs.to = to.bare;
         stanza.attrs.from = from.bare;
-        void host.storage.addPendingIn(username, from.bare, stanza.toString());
+        quietly(store.addPendingIn(username, from.bare, stanza.toString()), username);
         for (const s of availableSessions(to.bare)) if (s.priority >= 0) s.send(stanza);
-        return true;
+        return;
       case 'subscribed':
-        if (!it || !it.ask) return true;
+        if (!it || !it.ask) return;
         // RFC 6121 §3.1.6, in this order: roster push, the approval to every interested resource
         // (also one that has not sent presence yet), then (from the contact's side) its presence.
-        saveRosterItem(host, username, { ...it, ask: false, subscription: it.subscription === 'from' ? 'both' : 'to' });
+        await saveRosterItem(host, username, { ...it, ask: false, subscription: it.subscription === 'from' ? 'both' : 'to' });
         stanza.attrs.to = to.bare;
         stanza.attrs.from = from.bare;
         for (const s of host.router.sessionsOf(to.bare)) if (s.available || s.interested) host.deliver(s, stanza, e.rx);
-        return true;
+        return;
       case 'unsubscribe':
-        if (host.storage.hasPendingIn(username, from.bare)) void host.storage.removePendingIn(username, from.bare);
+        if (await store.hasPendingIn(username, from.bare)) quietly(store.removePendingIn(username, from.bare), username);
         if (it && (it.subscription === 'from' || it.subscription === 'both')) {
-          saveRosterItem(host, username, { ...it, subscription: it.subscription === 'both' ? 'to' : 'none' });
+          await saveRosterItem(host, username, { ...it, subscription: it.subscription === 'both' ? 'to' : 'none' });
           deliverAll(to.bare, stanza, e.rx);
         }
-        return true;
+        return;
       case 'unsubscribed':
         if (it && (it.ask || it.subscription === 'to' || it.subscription === 'both')) {
-          saveRosterItem(host, username, { ...it, ask: false, subscription: it.subscription === 'both' ? 'from' : it.subscription === 'to' ? 'none' : it.subscription });
+          await saveRosterItem(host, username, { ...it, ask: false, subscription: it.subscription === 'both' ? 'from' : it.subscription === 'to' ? 'none' : it.subscription });
           deliverAll(to.bare, stanza, e.rx);
         }
-        return true;
-      case 'probe':
-        if (it && (it.subscription === 'from' || it.subscription === 'both')) sendCurrentPresence(to.bare, from.full);
-        return true;
-      default:
-        if (to.resource) {
-          const s = host.router.get(to.full);
-          if (s) host.deliver(s, stanza, e.rx);
-        } else deliverAll(to.bare, stanza, e.rx);
-        return true;
+        return;
     }
   }
 
@@ -256,19 +290,17 @@ export default function presence(host: Host): void {
   host.hooks.on<StanzaEvent>('presence/full', inbound);
   host.hooks.on<StanzaEvent>('presence/host', () => true);
 
-  host.hooks.on<{ username: string; item: RosterItem; from: Jid }>('roster-remove', ({ username, item: it }) => {
+  // An item leaves the roster (the user removed it, or the account goes: the roster module
+  // waits for this before it deletes): subscriptions are cancelled both ways.
+  host.hooks.on<{ username: string; item: RosterItem; from: Jid }>('roster-remove', ({ username, item: it }) => serial(username, async () => {
     const me = bareOf(username);
     if (it.ask || it.subscription === 'to' || it.subscription === 'both') send('unsubscribe', me, it.contact);
-    if (it.subscription === 'from' || it.subscription === 'both' || host.storage.hasPendingIn(username, it.contact)) {
-      void host.storage.removePendingIn(username, it.contact);
+    if (it.subscription === 'from' || it.subscription === 'both' || await store.hasPendingIn(username, it.contact)) {
+      quietly(store.removePendingIn(username, it.contact), username);
       for (const s of availableSessions(me)) send('unavailable', s.jid.full, it.contact);
       send('unsubscribed', me, it.contact);
     }
-  });
-
-  host.hooks.on<{ username: string }>('account-removing', ({ username }) => {
-    for (const it of host.storage.getRoster(username).items) host.hooks.fire('roster-remove', { username, item: it });
-  });
+  }));
 
   host.hooks.on<SessionEvent>('session-closed', ({ session }) => goUnavailable(session));
 }

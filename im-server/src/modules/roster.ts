@@ -6,42 +6,24 @@ import { parseJid } from '../core/jid.js';
 import { NS, errorReply, iqResult } from '../core/stanza.js';
 import { Element, xml } from '../core/xml.js';
 import type { RosterItem } from '../storage/types.js';
+import { initRosterStore, rosterStore } from './roster-store.js';
 
-// Subscription pre-approvals (RFC 6121 §3.4): kept in the module's own table, shown as approved='true'.
-interface Approvals { has(u: string, c: string): boolean; set(u: string, c: string, on: boolean): void; clear(u: string): void }
-const preApprovals = new WeakMap<Host, Approvals>();
+export { rosterStore, type RosterStore } from './roster-store.js';
 
-function approvals(host: Host): Approvals {
-  let a = preApprovals.get(host);
-  if (!a) {
-    const store = host.storage.moduleStore('roster', ['CREATE TABLE roster_approved (username TEXT NOT NULL, contact TEXT NOT NULL, PRIMARY KEY (username, contact));']);
-    const get = store.db.prepare('SELECT 1 FROM roster_approved WHERE username = ? AND contact = ?').pluck();
-    const add = store.db.prepare('INSERT OR IGNORE INTO roster_approved VALUES (?, ?)');
-    const del = store.db.prepare('DELETE FROM roster_approved WHERE username = ? AND contact = ?');
-    const delUser = store.db.prepare('DELETE FROM roster_approved WHERE username = ?');
-    a = {
-      has: (u, c) => { store.sync(); return get.get(u, c) === 1; },
-      set: (u, c, on) => { void store.write(() => (on ? add : del).run(u, c)); },
-      clear: (u) => { void store.write(() => delUser.run(u)); },
-    };
-    preApprovals.set(host, a);
-  }
-  return a;
-}
-
-export function isPreApproved(host: Host, username: string, contact: string): boolean {
-  return approvals(host).has(username, contact);
+export function isPreApproved(host: Host, username: string, contact: string): Promise<boolean> {
+  return rosterStore(host).isPreApproved(username, contact);
 }
 
 /** Records or clears a pre-approval; the caller saves (and so pushes) the item afterwards. */
-export function setPreApproved(host: Host, username: string, contact: string, on: boolean): void {
-  if (on || approvals(host).has(username, contact)) approvals(host).set(username, contact, on);
+export function setPreApproved(host: Host, username: string, contact: string, on: boolean): Promise<void> {
+  return rosterStore(host).setPreApproved(username, contact, on);
 }
 
 /** Why a new item for `contact` cannot be added to the user's roster (limits.maxRosterItems), or undefined. */
-export function rosterFull(host: Host, username: string, contact: string): string | undefined {
+export async function rosterFull(host: Host, username: string, contact: string): Promise<string | undefined> {
   const max = host.config.limits.maxRosterItems;
-  if (host.storage.countRoster(username) < max || host.storage.getRosterItem(username, contact)) return undefined;
+  const store = rosterStore(host);
+  if (await store.count(username) < max || await store.getItem(username, contact)) return undefined;
   return `your roster is full: it holds at most ${max} contacts (limits.maxRosterItems); remove some first`;
 }
 
@@ -55,12 +37,13 @@ export function itemElement(item: RosterItem, remove = false, approved = false):
   return el;
 }
 
-/** Stores an item (or removes it) and pushes the change to the user's interested resources. */
-export function saveRosterItem(host: Host, username: string, item: RosterItem, remove = false): void {
-  const { version } = remove ? host.storage.removeRosterItem(username, item.contact) : host.storage.setRosterItem(username, item);
+/** Stores an item (or removes it) and, once that is durable, pushes the change (with the new
+ * roster version) to the user's interested resources. Resolves after the pushes. */
+export async function saveRosterItem(host: Host, username: string, item: RosterItem, remove = false): Promise<void> {
+  const store = rosterStore(host);
+  const version = remove ? await store.removeItem(username, item.contact) : await store.setItem(username, item);
+  const approved = !remove && await store.isPreApproved(username, item.contact);
   const bare = `${username}@${host.domain}`;
-  if (remove) setPreApproved(host, username, item.contact, false);
-  const approved = !remove && isPreApproved(host, username, item.contact);
   for (const s of host.router.sessionsOf(bare)) {
     if (!s.interested) continue;
     s.send(xml('iq', { type: 'set', id: 'push' + version, to: s.jid.full },
@@ -68,14 +51,15 @@ export function saveRosterItem(host: Host, username: string, item: RosterItem, r
   }
 }
 
-export default function roster(host: Host): void {
+export default async function roster(host: Host): Promise<void> {
+  const store = await initRosterStore(host);
   const isSelf = (e: StanzaEvent): boolean => e.origin !== undefined && e.to.bare === e.from.bare;
 
-  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.roster}:query`, (e) => {
+  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.roster}:query`, async (e) => {
     if (!isSelf(e)) return false;
     const session = e.origin!;
     session.interested = true;
-    const { version, items } = host.storage.getRoster(session.username);
+    const { version, items } = await store.getRoster(session.username);
     const ver = e.stanza.firstElement()!.attrs.ver;
     if (ver !== undefined && ver === String(version)) {
       // Roster versioning: the client's copy is current; changes since come as pushes.
@@ -83,14 +67,20 @@ export default function roster(host: Host): void {
       return true;
     }
     const query = xml('query', { xmlns: NS.roster, ver: String(version) });
-    for (const item of items) query.append(itemElement(item, false, isPreApproved(host, session.username, item.contact)));
+    const approved = await store.preApproved(session.username);
+    for (const item of items) query.append(itemElement(item, false, approved.has(item.contact)));
     host.reply(e, iqResult(e.stanza, query));
     return true;
   });
 
-  host.hooks.on<{ username: string }>('account-removing', ({ username }) => approvals(host).clear(username));
+  // The user's contacts are told (presence module: subscriptions cancelled both ways), then
+  // everything stored for the user here goes.
+  host.hooks.on<{ username: string }>('account-removing', async ({ username }) => {
+    for (const item of (await store.getRoster(username)).items) await host.hooks.fire('roster-remove', { username, item });
+    await store.removeUser(username);
+  });
 
-  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS.roster}:query`, (e) => {
+  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS.roster}:query`, async (e) => {
     if (!isSelf(e)) return false;
     const username = e.origin!.username;
     const items = e.stanza.firstElement()!.getChildren('item');
@@ -99,12 +89,12 @@ export default function roster(host: Host): void {
     const jid = parseJid(el.attrs.jid ?? '');
     if (!jid || jid.resource) { host.reply(e, errorReply(e.stanza, 'jid-malformed', 'item jid must be a bare JID')); return true; }
     const contact = jid.bare;
-    const existing = host.storage.getRosterItem(username, contact);
+    const existing = await store.getItem(username, contact);
     if (el.attrs.subscription === 'remove') {
       if (!existing) { host.reply(e, errorReply(e.stanza, 'item-not-found')); return true; }
       // Cancels subscriptions both ways first (presence module), then drops the item.
-      host.hooks.fire('roster-remove', { username, item: existing, from: e.from });
-      saveRosterItem(host, username, existing, true);
+      await host.hooks.fire('roster-remove', { username, item: existing, from: e.from });
+      await saveRosterItem(host, username, existing, true);
       host.reply(e, iqResult(e.stanza));
       return true;
     }
@@ -113,12 +103,12 @@ export default function roster(host: Host): void {
       host.reply(e, errorReply(e.stanza, 'not-acceptable', 'groups must be distinct and not empty'));
       return true;
     }
-    const full = existing ? undefined : rosterFull(host, username, contact);
+    const full = existing ? undefined : await rosterFull(host, username, contact);
     if (full) { host.reply(e, errorReply(e.stanza, 'not-allowed', full)); return true; }
     const name = el.attrs.name ? el.attrs.name.slice(0, 1023) : undefined;
     // Clients cannot set subscription or ask: those follow the presence protocol only.
     const item: RosterItem = existing ? { ...existing, name, groups } : { contact, name, groups, subscription: 'none', ask: false };
-    saveRosterItem(host, username, item);
+    await saveRosterItem(host, username, item);
     host.reply(e, iqResult(e.stanza));
     return true;
   });
