@@ -14,6 +14,7 @@ import { ensureCertificate, tlsOptions } from './core/tls.js';
 import { loadModules } from './modules/index.js';
 import { SqliteStorage } from './storage/sqlite.js';
 import { SqliteBackend } from './storage/sqlite-backend.js';
+import { Accounts } from './storage/accounts.js';
 import { isDiskFull } from './storage/types.js';
 import { startHttp } from './transports/http.js';
 import { startTcp } from './transports/tcp.js';
@@ -50,18 +51,20 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
       storageProblem = problem;
     },
   });
-  const host = new Host(config, storage, new SqliteBackend(storage), log, metrics);
+  const db = new SqliteBackend(storage);
+  const accounts = await Accounts.open(db);
+  const host = new Host(config, storage, db, accounts, log, metrics);
   for (const a of config.accounts) {
     const username = host.prepUsername(a.username)!;
-    if (storage.getAccount(username)) continue;
+    if (accounts.exists(username)) continue;
     const password = a.passwordFile ? readFileSync(a.passwordFile, 'utf8').trim() : process.env[a.passwordEnv!];
     if (!password) throw new Error(`accounts: no password for ${username} (${a.passwordFile ? `file ${a.passwordFile} is empty` : `env ${a.passwordEnv} is not set`})`);
-    await storage.createAccount(await makeAccount(username, password, config.scramIterations));
+    await accounts.create(await makeAccount(username, password, config.scramIterations));
     log.info({ user: username }, 'account created from config');
   }
   // Names stored before the PRECIS username rules (RFC 8265) that those rules refuse (invisible,
   // bidi-control or symbol characters): such an account can no longer log in. Said once per start.
-  for (const u of storage.listAccounts()) {
+  for (const u of accounts.list()) {
     if (prepLocal(u) !== u) log.warn({ user: u, problem: localProblem(u) ?? 'not in its prepared form' }, 'account name not valid under the username rules: it cannot log in; remove it with "admin deluser" and register a valid name');
   }
   const modules = await loadModules(host);

@@ -67,10 +67,20 @@ export class SaslNegotiation {
     if (mech !== 'SCRAM-SHA-256' && mech !== 'SCRAM-SHA-1') return this.failure('invalid-mechanism');
     // The client-first message only names the user: the password is checked (and the attempt
     // paced) when the proof comes in the <response/>.
-    this.scram = new ScramServer(mech === 'SCRAM-SHA-1' ? 'sha1' : 'sha256', this.context());
-    const step = this.scram.step(data);
-    if (step.kind === 'failure' && isGuess(step)) this.recordFailure(this.throttle.fail(step.username, this.stream.address));
-    this.step(step);
+    const scram = new ScramServer(mech === 'SCRAM-SHA-1' ? 'sha1' : 'sha256', this.context());
+    this.scram = scram;
+    // The account's salt is read from the database: hold the input meanwhile, as for a check.
+    this.busy = true;
+    this.stream.hold();
+    const address = this.stream.address;
+    Promise.resolve(scram.step(data)).then((step) => {
+      if (step.kind === 'failure' && isGuess(step)) this.recordFailure(this.throttle.fail(step.username, address));
+      this.step(step);
+    }).catch((err: unknown) => {
+      this.scram = undefined;
+      this.host.log.error({ err: (err as Error)?.stack ?? String(err), address }, 'error while starting a login');
+      this.failure('temporary-auth-failure');
+    }).finally(() => { this.busy = false; this.stream.release(); });
   }
 
   /** Waits for the throttle's turn, runs the check, and tells the throttle how it went. */
@@ -107,7 +117,7 @@ export class SaslNegotiation {
   }
 
   private context(): SaslContext {
-    return { domain: this.host.domain, lookup: (u) => this.host.storage.getAccount(u), prep: (u) => this.host.prepUsername(u) };
+    return { domain: this.host.domain, lookup: (u) => this.host.accounts.get(u), prep: (u) => this.host.prepUsername(u) };
   }
 
   private step(step: SaslStep): void {

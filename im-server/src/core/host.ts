@@ -9,6 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { Accounts } from '../storage/accounts.js';
 import type { Backend } from '../storage/store.js';
 import type { Storage } from '../storage/types.js';
 import { Hooks, after, type Awaitable } from './hooks.js';
@@ -60,14 +61,22 @@ export class Host {
   readonly httpRoutes = new Map<string, HttpHandler>();
 
   /** @param db where modules keep their data (ModuleDb per module): SQLite or PostgreSQL. */
-  constructor(readonly config: Config, readonly storage: Storage, readonly db: Backend, readonly log: Logger, readonly metrics: Metrics) {
+  constructor(readonly config: Config, readonly storage: Storage, readonly db: Backend, readonly accounts: Accounts, readonly log: Logger, readonly metrics: Metrics) {
     this.domain = config.domain;
     this.jid = new Jid('', config.domain, '');
     this.hooks.onError = (name, err) => log.error({ hook: name, err: (err as Error)?.stack ?? String(err) }, 'a module failed while handling an event');
   }
 
   accountExists(username: string): boolean {
-    return this.storage.getAccount(username) !== undefined;
+    return this.accounts.exists(username);
+  }
+
+  /** Removes an account: every module removes what it keeps for the user (and is waited for),
+   * then the account goes. Durable when it resolves. */
+  async removeAccount(username: string): Promise<void> {
+    await this.hooks.fire('account-removing', { username });
+    await this.accounts.delete(username);
+    await this.db.barrier();
   }
 
   addComponent(domain: string, component: Component): void {

@@ -36,7 +36,7 @@ export type SaslStep =
 
 export interface SaslContext {
   domain: string;
-  lookup(username: string): Account | undefined;
+  lookup(username: string): Promise<Account | undefined>;
   prep(username: string): string | undefined;
 }
 
@@ -67,13 +67,13 @@ export class ScramServer {
     return this.username || undefined;
   }
 
-  step(message: string): SaslStep {
+  step(message: string): SaslStep | Promise<SaslStep> {
     if (this.state === 'first') return this.first(message);
     if (this.state === 'final') return this.final(message);
     return { kind: 'failure', condition: 'malformed-request' };
   }
 
-  private first(msg: string): SaslStep {
+  private async first(msg: string): Promise<SaslStep> {
     // gs2-header: "n,," or "y,," (no channel binding offered); "p=" means the client wants binding we do not offer.
     const m = /^([ny]),(a=[^,]*)?,(.*)$/s.exec(msg);
     if (!m) return { kind: 'failure', condition: 'malformed-request', text: 'bad gs2 header (channel binding is not supported)' };
@@ -88,7 +88,7 @@ export class ScramServer {
     if (authzid && authzid !== `${username}@${this.ctx.domain}`) return { kind: 'failure', condition: 'invalid-authzid' };
     this.username = username;
     this.gs2 = msg.slice(0, msg.length - bare.length);
-    const account = this.ctx.lookup(username);
+    const account = await this.ctx.lookup(username);
     // Unknown users get a made-up but stable salt, so the exchange does not reveal who exists.
     this.creds = account?.[this.hash];
     const salt = this.creds?.salt ?? createHmac('sha256', 'pi-im-fake-salt').update(username).digest().subarray(0, 16);
@@ -131,7 +131,7 @@ export async function plainAuth(message: string, ctx: SaslContext): Promise<Sasl
   const username = ctx.prep(authcid);
   if (!username) return { kind: 'failure', condition: 'not-authorized' };
   if (authzid && authzid !== `${username}@${ctx.domain}`) return { kind: 'failure', condition: 'invalid-authzid' };
-  const account = ctx.lookup(username);
+  const account = await ctx.lookup(username);
   if (!account || !(await verifyPassword(account, password))) return { kind: 'failure', condition: 'not-authorized', username };
   return { kind: 'success', username };
 }

@@ -62,7 +62,7 @@ export default function register(host: Host): void {
         }
       }
       makeAccount(username, password, iterations).then(async (account) => {
-        if (!(await host.storage.createAccount(account))) {
+        if (!(await host.accounts.create(account))) {
           if (invite) host.storage.releaseInvite(invite, username);
           return reply(errorReply(stanza, 'conflict', 'that username is taken'));
         }
@@ -89,8 +89,7 @@ export default function register(host: Host): void {
       if (!session || (target === 'bare' && e.to.bare !== e.from.bare)) return false;
       const query = e.stanza.firstElement()!;
       if (query.getChild('remove')) {
-        host.hooks.notify('account-removing', { username: session.username });
-        host.storage.deleteAccount(session.username).then(() => {
+        host.removeAccount(session.username).then(() => {
           host.log.info({ user: session.username }, 'account removed');
           session.send(iqResult(e.stanza));
           for (const s of [...host.router.sessionsOf(session.jid.bare)]) s.close('not-authorized', 'the account was removed');
@@ -104,7 +103,7 @@ export default function register(host: Host): void {
         return true;
       }
       makeAccount(session.username, password, iterations).then(async (account) => {
-        await host.storage.setCredentials(account);
+        await host.accounts.setCredentials(account);
         host.log.info({ user: session.username }, 'password changed');
         host.reply(e, iqResult(e.stanza));
       }).catch(() => host.reply(e, errorReply(e.stanza, 'internal-server-error')));
