@@ -6,11 +6,13 @@
 // unavailable presence to the blocked contacts that could see the user; unblocking sends the
 // current presence again and probes theirs. Changes are pushed to every resource of the user
 // that has retrieved the list.
+import { after, type Awaitable } from '../core/hooks.js';
 import type { Host, StanzaEvent } from '../core/host.js';
 import { parseJid, type Jid } from '../core/jid.js';
 import type { Session } from '../core/session.js';
 import { NS, errorReply, iqResult } from '../core/stanza.js';
 import { xml, type Element } from '../core/xml.js';
+import type { Backend, ModuleDb } from '../storage/store.js';
 
 const NS_BLOCKING = 'urn:xmpp:blocking';
 const NS_ERRORS = 'urn:xmpp:blocking:errors';
@@ -18,37 +20,78 @@ const MAX_ITEMS = 1000;
 /** Users whose lists are cached (the table is the truth; a miss reads it again). */
 const MAX_CACHED = 10_000;
 
-export default function blocking(host: Host): void {
+export interface BlockingTables {
+  blocklist: { username: string; jid: string };
+}
+export const BLOCKING_MIGRATIONS = [
+  'CREATE TABLE blocklist (username TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (username, jid)) WITHOUT ROWID',
+];
+
+export class BlockStore {
+  private constructor(private readonly db: ModuleDb<BlockingTables>) {}
+
+  static async open(backend: Backend): Promise<BlockStore> {
+    return new BlockStore(await backend.open<BlockingTables>('blocking', BLOCKING_MIGRATIONS));
+  }
+
+  /** The user's blocked JIDs, sorted. */
+  async list(username: string): Promise<string[]> {
+    return (await this.db.read(this.db.q.selectFrom('blocklist').select('jid').where('username', '=', username).orderBy('jid'))).map((r) => r.jid);
+  }
+
+  /** Adds the JIDs (those on the list already stay as they are). */
+  async add(username: string, jids: string[]): Promise<void> {
+    await this.db.write(this.db.q.insertInto('blocklist').values(jids.map((jid) => ({ username, jid }))).onConflict((oc) => oc.doNothing()));
+  }
+
+  async remove(username: string, jids: string[]): Promise<void> {
+    await this.db.write(this.db.q.deleteFrom('blocklist').where('username', '=', username).where('jid', 'in', jids));
+  }
+
+  /** Empties the user's list (queued at once). */
+  async clear(username: string): Promise<void> {
+    await this.db.write(this.db.q.deleteFrom('blocklist').where('username', '=', username));
+  }
+}
+
+export default async function blocking(host: Host): Promise<void> {
   host.features.add(NS_BLOCKING);
-  const store = host.storage.moduleStore('blocking', [
-    'CREATE TABLE blocklist (username TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (username, jid)) WITHOUT ROWID',
-  ]);
-  const q = {
-    list: store.db.prepare('SELECT jid FROM blocklist WHERE username = ? ORDER BY jid').pluck(),
-    add: store.db.prepare('INSERT OR IGNORE INTO blocklist (username, jid) VALUES (?, ?)'),
-    remove: store.db.prepare('DELETE FROM blocklist WHERE username = ? AND jid = ?'),
-    clear: store.db.prepare('DELETE FROM blocklist WHERE username = ?'),
-  };
+  const store = await BlockStore.open(host.db);
+  const log = host.log.child({ module: 'blocking' });
+  // The cache saves a read per stanza; a user's first stanza waits for one read, and stanzas
+  // that arrive while it runs share it (so they are handled in the order they came).
   const cache = new Map<string, Set<string>>();
+  const loading = new Map<string, Promise<Set<string>>>();
   /** Resources that retrieved the list: they get pushes (§3.3). */
   const interested = new WeakSet<Session>();
 
-  function listOf(username: string): Set<string> {
-    let set = cache.get(username);
-    if (!set) {
-      store.sync(); // queued writes first, so the read sees them
-      set = new Set(q.list.all(username) as string[]);
-      if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
-      cache.set(username, set);
+  function listOf(username: string): Awaitable<Set<string>> {
+    const set = cache.get(username);
+    if (set) return set;
+    let p = loading.get(username);
+    if (!p) {
+      const read: Promise<Set<string>> = store.list(username).then((jids) => {
+        const fresh = new Set(jids);
+        // Not when the account was removed meanwhile (the read may predate its deletion).
+        if (loading.get(username) === read) {
+          loading.delete(username);
+          if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
+          cache.set(username, fresh);
+        }
+        return fresh;
+      }, (err: unknown) => {
+        if (loading.get(username) === read) loading.delete(username);
+        throw err;
+      });
+      p = read;
+      loading.set(username, p);
     }
-    return set;
+    return p;
   }
 
   /** Does the user's list block this JID? (full, bare, domain/resource, domain) */
-  function blocks(username: string, jid: Jid): boolean {
-    const set = listOf(username);
-    if (set.size === 0) return false;
-    return set.has(jid.full) || set.has(jid.bare) || set.has(jid.domain) || (jid.resource !== '' && set.has(`${jid.domain}/${jid.resource}`));
+  function blocks(username: string, jid: Jid): Awaitable<boolean> {
+    return after(listOf(username), (set) => set.size > 0 && (set.has(jid.full) || set.has(jid.bare) || set.has(jid.domain) || (jid.resource !== '' && set.has(`${jid.domain}/${jid.resource}`))));
   }
 
   /** Does this blocklist item cover the JID? */
@@ -66,24 +109,29 @@ export default function blocking(host: Host): void {
   for (const kind of ['message', 'presence', 'iq']) {
     host.hooks.on<StanzaEvent>(`out/${kind}`, (e) => {
       const { stanza, origin } = e;
-      const type = stanza.attrs.type;
-      if (stanza.attrs.to === undefined || !origin || !blocks(origin.username, e.to)) return false;
-      if (type === 'error' || (kind === 'iq' && type === 'result') || (kind === 'presence' && type === 'unavailable')) return true;
-      origin.send(blockedError(stanza));
-      return true;
+      if (stanza.attrs.to === undefined || !origin) return false;
+      return after(blocks(origin.username, e.to), (blocked) => {
+        if (!blocked) return false;
+        const type = stanza.attrs.type;
+        if (type === 'error' || (kind === 'iq' && type === 'result') || (kind === 'presence' && type === 'unavailable')) return true;
+        origin.send(blockedError(stanza));
+        return true;
+      });
     }, 'policy');
   }
 
   // ---- stanzas to a user from a JID the user blocked (or from a user to a JID it blocked,
   // for what the server routes on its behalf, e.g. presence broadcasts) ----
-  function inbound(e: StanzaEvent): boolean {
+  function inbound(e: StanzaEvent): Awaitable<boolean> {
     const { stanza, to, from } = e;
-    const senderBlocks = host.isLocal(from) && from.local !== '' && blocks(from.local, to);
-    if (!senderBlocks && !(to.local && blocks(to.local, from))) return false;
-    const type = stanza.attrs.type;
-    if (senderBlocks || stanza.name === 'presence' || type === 'error' || type === 'result') return true;
-    host.bounce(e, 'service-unavailable');
-    return true;
+    const senderBlocks = host.isLocal(from) && from.local !== '' ? blocks(from.local, to) : false;
+    return after(senderBlocks, (bySender) => after(!bySender && to.local ? blocks(to.local, from) : false, (byRecipient) => {
+      if (!bySender && !byRecipient) return false;
+      const type = stanza.attrs.type;
+      if (bySender || stanza.name === 'presence' || type === 'error' || type === 'result') return true;
+      host.bounce(e, 'service-unavailable');
+      return true;
+    }));
   }
   for (const kind of ['message', 'presence', 'iq']) for (const target of ['bare', 'full']) host.hooks.on<StanzaEvent>(`${kind}/${target}`, inbound, 'policy');
   // A local sender's message or IQ request to a user who blocked it is refused before anything
@@ -92,11 +140,14 @@ export default function blocking(host: Host): void {
   for (const kind of ['message', 'iq']) {
     host.hooks.on<StanzaEvent>(`out/${kind}`, (e) => {
       const type = e.stanza.attrs.type;
-      if (!e.to.local || !host.isLocal(e.to) || !blocks(e.to.local, e.from)) return false;
+      if (!e.to.local || !host.isLocal(e.to)) return false;
       if (kind === 'iq' && (type !== 'get' && type !== 'set')) return false; // results and errors: as before, by inbound()
-      if (type === 'error') return true;
-      host.bounce(e, 'service-unavailable');
-      return true;
+      return after(blocks(e.to.local, e.from), (blocked) => {
+        if (!blocked) return false;
+        if (type === 'error') return true;
+        host.bounce(e, 'service-unavailable');
+        return true;
+      });
     }, 'policy');
   }
 
@@ -106,10 +157,12 @@ export default function blocking(host: Host): void {
   host.hooks.on<StanzaEvent>(`iq-get/bare/${NS_BLOCKING}:blocklist`, (e) => {
     if (!own(e)) return false;
     interested.add(e.origin!);
-    const list = xml('blocklist', { xmlns: NS_BLOCKING });
-    for (const jid of listOf(e.origin!.username)) list.append(xml('item', { jid }));
-    host.reply(e, iqResult(e.stanza, list));
-    return true;
+    return after(listOf(e.origin!.username), (set) => {
+      const list = xml('blocklist', { xmlns: NS_BLOCKING });
+      for (const jid of set) list.append(xml('item', { jid }));
+      host.reply(e, iqResult(e.stanza, list));
+      return true;
+    });
   });
 
   /** The JIDs of the items, prepared; a string when one is bad (the error text). */
@@ -143,33 +196,51 @@ export default function blocking(host: Host): void {
     }
   }
 
-  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS_BLOCKING}:block`, (e) => {
+  /** Stores a change of the list; the answer waits until it is durable. When it fails, the
+   * cached list (changed already) is dropped, so the next stanza reads the table again. */
+  async function stored(e: StanzaEvent, username: string, change: Promise<void>): Promise<boolean> {
+    try {
+      await change;
+      return true;
+    } catch (err) {
+      cache.delete(username);
+      loading.delete(username);
+      log.error({ err: (err as Error).message, user: username }, 'block list not stored');
+      host.reply(e, errorReply(e.stanza, 'internal-server-error', 'the block list could not be stored; try again'));
+      return false;
+    }
+  }
+
+  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS_BLOCKING}:block`, async (e) => {
     if (!own(e)) return false;
     const username = e.origin!.username;
     const jids = items(e.stanza.firstElement()!);
     if (typeof jids === 'string') { host.reply(e, errorReply(e.stanza, 'jid-malformed', jids)); return true; }
     if (jids.length === 0) { host.reply(e, errorReply(e.stanza, 'bad-request', '<block/> needs at least one <item jid/>')); return true; }
-    const set = listOf(username);
-    const added = [...new Set(jids)].filter((j) => !set.has(j));
+    const set = await listOf(username);
+    const unique = [...new Set(jids)];
+    const added = unique.filter((j) => !set.has(j));
     if (set.size + added.length > MAX_ITEMS) { host.reply(e, errorReply(e.stanza, 'resource-constraint', `a blocklist holds at most ${MAX_ITEMS} JIDs`)); return true; }
     // Before the list changes: our own unavailable presence must still get through.
     presenceTo(username, added, (s, to) => host.route(xml('presence', { xmlns: NS.client, type: 'unavailable', from: s.jid.full, to })));
     for (const j of added) set.add(j);
-    void store.write(() => { for (const j of added) q.add.run(username, j); });
+    // Every item, not only the new ones: the answer then also waits for an earlier, still
+    // queued write of the same item (by another resource).
+    if (!(await stored(e, username, store.add(username, unique)))) return true;
     host.reply(e, iqResult(e.stanza));
     push(username, xml('block', { xmlns: NS_BLOCKING }, ...jids.map((jid) => xml('item', { jid }))));
     return true;
   });
 
-  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS_BLOCKING}:unblock`, (e) => {
+  host.hooks.on<StanzaEvent>(`iq-set/bare/${NS_BLOCKING}:unblock`, async (e) => {
     if (!own(e)) return false;
     const username = e.origin!.username;
     const jids = items(e.stanza.firstElement()!);
     if (typeof jids === 'string') { host.reply(e, errorReply(e.stanza, 'jid-malformed', jids)); return true; }
-    const set = listOf(username);
+    const set = await listOf(username);
     const removed = jids.length === 0 ? [...set] : jids.filter((j) => set.has(j));
     for (const j of removed) set.delete(j);
-    void store.write(() => { if (jids.length === 0) q.clear.run(username); else for (const j of removed) q.remove.run(username, j); });
+    if (!(await stored(e, username, jids.length === 0 ? store.clear(username) : store.remove(username, [...new Set(jids)])))) return true;
     host.reply(e, iqResult(e.stanza));
     push(username, xml('unblock', { xmlns: NS_BLOCKING }, ...jids.map((jid) => xml('item', { jid }))));
     // The contacts see the user again, and the user learns their presence again.
@@ -191,8 +262,11 @@ export default function blocking(host: Host): void {
     return true;
   });
 
-  host.hooks.on<{ username: string }>('account-removing', ({ username }) => {
+  // Queued at once, before the account is deleted: a name registered again starts with an empty
+  // list. The promise settles when the delete is durable (a failure is the removal's).
+  host.hooks.on<{ username: string }>('account-removing', async ({ username }) => {
     cache.delete(username);
-    void store.write(() => q.clear.run(username));
+    loading.delete(username);
+    await store.clear(username);
   });
 }

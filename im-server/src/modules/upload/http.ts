@@ -36,12 +36,12 @@ function send(res: ServerResponse, status: number, text: string, extra: Outgoing
 }
 
 /** The slot a path names: /upload/<id>/<percent-encoded name>, the name must match too. */
-function lookup(o: UploadHttpOptions, path: string): Slot | undefined {
+async function lookup(o: UploadHttpOptions, path: string): Promise<Slot | undefined> {
   const m = /^\/upload\/([^/]+)\/([^/]+)$/.exec(path);
   if (!m || !ID.test(m[1]!)) return undefined;
   let name: string;
   try { name = decodeURIComponent(m[2]!); } catch { return undefined; }
-  const slot = o.store.get(m[1]!);
+  const slot = await o.store.get(m[1]!);
   return slot && slot.filename === name ? slot : undefined;
 }
 
@@ -59,7 +59,7 @@ export function uploadHandler(o: UploadHttpOptions) {
 async function put(o: UploadHttpOptions, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   // Errors before the body is read close the connection rather than drain a large body.
   const refuse = (status: number, text: string): void => send(res, status, text, { connection: 'close' });
-  const slot = lookup(o, path);
+  const slot = await lookup(o, path);
   if (!slot) return refuse(404, 'no such upload slot: request one over XMPP (XEP-0363)');
   if (slot.state !== SlotState.Open) return refuse(409, 'this slot has been used already; request a new one');
   if (slot.createdAt + o.slotMs < Date.now()) return refuse(403, 'this upload slot has expired; request a new one');
@@ -92,7 +92,8 @@ async function put(o: UploadHttpOptions, req: IncomingMessage, res: ServerRespon
       await fh.close();
     }
     await rename(tmp, final);
-    await o.store.markDone(slot.id);
+    // The slot is gone when its account was removed during the PUT: so goes the file.
+    if (!(await o.store.markDone(slot.id))) throw Object.assign(new Error('the slot was deleted with its account during the upload'), { status: 404 });
     done = true;
     o.log.info({ user: slot.username, slot: slot.id, size: slot.size }, 'file uploaded');
     send(res, 201, 'stored');
@@ -112,7 +113,7 @@ async function put(o: UploadHttpOptions, req: IncomingMessage, res: ServerRespon
 }
 
 async function get(o: UploadHttpOptions, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-  const slot = lookup(o, path);
+  const slot = await lookup(o, path);
   const expired = slot && o.expiryMs > 0 && (slot.uploadedAt ?? 0) + o.expiryMs <= Date.now();
   if (!slot || slot.state !== SlotState.Done || expired) return send(res, 404, 'no such file (it may have expired)');
   const file = filePath(o.dir, slot.id);

@@ -1,6 +1,7 @@
-// Slot metadata for XEP-0363 uploads, in the module's own tables on the shared group commit.
-// All nodes share the database, so a slot made on one node can be PUT and GET on another.
-import type { ModuleStore, Storage } from '../../storage/types.js';
+// Slot metadata for XEP-0363 uploads, in the module's own table (SQLite or PostgreSQL), written
+// through the backend's group commit. All nodes share the database, so a slot made on one node
+// can be PUT and GET on another.
+import type { Backend, ModuleDb } from '../../storage/store.js';
 
 /** open: waiting for its PUT; uploading: a PUT is writing it (claimed atomically); done: stored. */
 export const enum SlotState { Open = 0, Uploading = 1, Done = 2 }
@@ -16,87 +17,94 @@ export interface Slot {
   uploadedAt: number | undefined;
 }
 
-const MIGRATIONS = [
+export const UPLOAD_MIGRATIONS = [
   `CREATE TABLE upload_slots (
      id TEXT PRIMARY KEY, username TEXT NOT NULL, filename TEXT NOT NULL, size INTEGER NOT NULL,
      content_type TEXT, created_at INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0, uploaded_at INTEGER);
    CREATE INDEX upload_slots_user ON upload_slots (username);`,
 ];
 
-interface Row { id: string; username: string; filename: string; size: number; content_type: string | null; created_at: number; state: number; uploaded_at: number | null }
+export interface UploadTables {
+  upload_slots: {
+    id: string; username: string; filename: string; size: number; content_type: string | null;
+    created_at: number; state: number; uploaded_at: number | null;
+  };
+}
+type Row = UploadTables['upload_slots'];
 const toSlot = (r: Row): Slot => ({
   id: r.id, username: r.username, filename: r.filename, size: r.size, contentType: r.content_type ?? undefined,
   createdAt: r.created_at, state: r.state as SlotState, uploadedAt: r.uploaded_at ?? undefined,
 });
 
 export class UploadStore {
-  private readonly store: ModuleStore;
-  private readonly s;
+  private constructor(private readonly db: ModuleDb<UploadTables>) {}
 
-  constructor(storage: Storage) {
-    this.store = storage.moduleStore('upload', MIGRATIONS);
-    const db = this.store.db;
-    this.s = {
-      insert: db.prepare('INSERT INTO upload_slots (id, username, filename, size, content_type, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
-      get: db.prepare('SELECT * FROM upload_slots WHERE id = ?'),
-      // Open slots still usable and stored files not yet expired count against the quota.
-      used: db.prepare(`SELECT coalesce(sum(size), 0) FROM upload_slots WHERE username = ?
-        AND ((state = 2 AND (? = 0 OR uploaded_at > ?)) OR (state < 2 AND created_at > ?))`).pluck(),
-      claim: db.prepare('UPDATE upload_slots SET state = 1 WHERE id = ? AND state = 0'),
-      release: db.prepare('UPDATE upload_slots SET state = 0 WHERE id = ? AND state = 1'),
-      done: db.prepare('UPDATE upload_slots SET state = 2, uploaded_at = ? WHERE id = ?'),
-      del: db.prepare('DELETE FROM upload_slots WHERE id = ?'),
-      ofUser: db.prepare('SELECT id FROM upload_slots WHERE username = ?').pluck(),
-      // Expired files, slots never used in time, and files of accounts removed by the admin command.
-      stale: db.prepare(`SELECT id FROM upload_slots WHERE (state = 2 AND ? > 0 AND uploaded_at <= ?)
-        OR (state < 2 AND created_at <= ?) OR username NOT IN (SELECT username FROM accounts)`).pluck(),
-    };
+  static async open(backend: Backend): Promise<UploadStore> {
+    return new UploadStore(await backend.open<UploadTables>('upload', UPLOAD_MIGRATIONS));
   }
 
-  add(slot: Omit<Slot, 'state' | 'uploadedAt'>): Promise<void> {
-    return this.store.write(() => this.s.insert.run(slot.id, slot.username, slot.filename, slot.size, slot.contentType ?? null, slot.createdAt));
+  async add(slot: Omit<Slot, 'state' | 'uploadedAt'>): Promise<void> {
+    await this.db.write(this.db.q.insertInto('upload_slots').values({
+      id: slot.id, username: slot.username, filename: slot.filename, size: slot.size,
+      content_type: slot.contentType ?? null, created_at: slot.createdAt, state: SlotState.Open, uploaded_at: null,
+    }));
   }
 
-  get(id: string): Slot | undefined {
-    this.store.sync();
-    const r = this.s.get.get(id) as Row | undefined;
+  async get(id: string): Promise<Slot | undefined> {
+    const r = await this.db.readOne(this.db.q.selectFrom('upload_slots').selectAll().where('id', '=', id));
     return r ? toSlot(r) : undefined;
   }
 
-  /** Bytes the user has stored or reserved: files uploaded after `filesSince` (0: all), open slots made after `slotsSince`. */
-  used(username: string, filesSince: number, slotsSince: number, expires: boolean): number {
-    this.store.sync();
-    return this.s.used.get(username, expires ? 1 : 0, filesSince, slotsSince) as number;
+  /** Bytes the user has stored or reserved: files uploaded after `filesSince` (all when files do not
+   * expire), open slots made after `slotsSince`. Those count against the quota. */
+  async used(username: string, filesSince: number, slotsSince: number, expires: boolean): Promise<number> {
+    const r = await this.db.readOne(this.db.q.selectFrom('upload_slots')
+      .select((eb) => eb.fn.sum<number | null>('size').as('bytes'))
+      .where('username', '=', username)
+      .where((eb) => eb.or([
+        eb.and([eb('state', '=', SlotState.Done), ...(expires ? [eb('uploaded_at', '>', filesSince)] : [])]),
+        eb.and([eb('state', '<', SlotState.Done), eb('created_at', '>', slotsSince)]),
+      ])));
+    return Number(r?.bytes ?? 0);
   }
 
   /** Takes the slot for one PUT; false when it is taken or used already (by any node). */
   async claim(id: string): Promise<boolean> {
-    let ok = false;
-    await this.store.write(() => { ok = this.s.claim.run(id).changes === 1; });
-    return ok;
+    const [r] = await this.db.write(this.db.q.updateTable('upload_slots').set({ state: SlotState.Uploading }).where('id', '=', id).where('state', '=', SlotState.Open));
+    return r!.affected === 1;
   }
 
-  release(id: string): Promise<void> {
-    return this.store.write(() => this.s.release.run(id));
+  async release(id: string): Promise<void> {
+    await this.db.write(this.db.q.updateTable('upload_slots').set({ state: SlotState.Open }).where('id', '=', id).where('state', '=', SlotState.Uploading));
   }
 
-  markDone(id: string): Promise<void> {
-    const now = Date.now();
-    return this.store.write(() => this.s.done.run(now, id));
+  /** False when the slot is gone (its account was removed during the PUT). */
+  async markDone(id: string): Promise<boolean> {
+    const [r] = await this.db.write(this.db.q.updateTable('upload_slots').set({ state: SlotState.Done, uploaded_at: Date.now() }).where('id', '=', id));
+    return r!.affected === 1;
   }
 
-  delete(id: string): Promise<void> {
-    return this.store.write(() => this.s.del.run(id));
+  async delete(id: string): Promise<void> {
+    await this.db.write(this.db.q.deleteFrom('upload_slots').where('id', '=', id));
   }
 
-  idsOf(username: string): string[] {
-    this.store.sync();
-    return this.s.ofUser.all(username) as string[];
+  /** Deletes the user's slots (queued at once) and gives their ids, whose files are to go. */
+  async deleteUser(username: string): Promise<string[]> {
+    const [r] = await this.db.write(this.db.q.deleteFrom('upload_slots').where('username', '=', username).returning('id'));
+    return (r!.rows as { id: string }[]).map((x) => x.id);
+  }
+
+  /** The users who have slots or files. */
+  async users(): Promise<string[]> {
+    return (await this.db.read(this.db.q.selectFrom('upload_slots').select('username').distinct())).map((r) => r.username);
   }
 
   /** Ids to delete: files uploaded before `filesBefore` (when files expire), slots made before `slotsBefore`. */
-  stale(filesBefore: number, slotsBefore: number, expires: boolean): string[] {
-    this.store.sync();
-    return this.s.stale.all(expires ? 1 : 0, filesBefore, slotsBefore) as string[];
+  async stale(filesBefore: number, slotsBefore: number, expires: boolean): Promise<string[]> {
+    const rows = await this.db.read(this.db.q.selectFrom('upload_slots').select('id').where((eb) => eb.or([
+      ...(expires ? [eb.and([eb('state', '=', SlotState.Done), eb('uploaded_at', '<=', filesBefore)])] : []),
+      eb.and([eb('state', '<', SlotState.Done), eb('created_at', '<=', slotsBefore)]),
+    ])));
+    return rows.map((r) => r.id);
   }
 }
