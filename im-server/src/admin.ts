@@ -20,7 +20,15 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { localProblem, newUsernameProblem, parseJid } from './core/jid.js';
 import { makeAccount } from './core/sasl.js';
+import pino from 'pino';
+import { validateConfig } from './config.js';
+import { Host } from './core/host.js';
+import { createMetrics } from './core/metrics.js';
+import { loadModules } from './modules/index.js';
+import { InviteStore } from './modules/invites-store.js';
 import { dbPath } from './server.js';
+import { Accounts } from './storage/accounts.js';
+import { SqliteBackend } from './storage/sqlite-backend.js';
 import { SqliteStorage } from './storage/sqlite.js';
 
 function fail(msg: string): never {
@@ -50,13 +58,16 @@ async function main(): Promise<void> {
   const [cmd, arg] = positionals;
   const dataDir = values['data-dir'] ?? process.env.PI_IM_DATA_DIR ?? './data';
   const storage = new SqliteStorage({ path: dbPath(dataDir), commitWindowMs: 0, maxBatch: 1, synchronous: 'full' });
+  const db = new SqliteBackend(storage);
+  const accounts = await Accounts.open(db);
+  const invites = await InviteStore.open(db);
   const username = (): string => {
     if (!arg) fail(`${cmd} needs a user (alice or alice@domain)`);
     const jid = parseJid(arg.includes('@') ? arg : `${arg}@${values.domain ?? 'localhost'}`);
     if (!jid || !jid.local || jid.resource) {
       const local = arg.includes('@') ? arg.slice(0, arg.lastIndexOf('@')) : arg;
       // An account named before the PRECIS username rules, which they refuse now: deluser can still remove it.
-      if (cmd === 'deluser' && local && storage.getAccount(local)) return local;
+      if (cmd === 'deluser' && local && accounts.exists(local)) return local;
       fail(`"${arg}" is not a valid user JID${local && localProblem(local) ? `: ${localProblem(local)}` : ''}`);
     }
     if (values.domain && jid.domain !== values.domain) fail(`${arg} is not on ${values.domain}`);
@@ -69,26 +80,30 @@ async function main(): Promise<void> {
         const u = username();
         const policy = newUsernameProblem(u);
         if (policy) fail(policy);
-        if (!(await storage.createAccount(await makeAccount(u, await readPassword(values), iterations)))) fail(`${u} exists already`);
+        if (!(await accounts.create(await makeAccount(u, await readPassword(values), iterations)))) fail(`${u} exists already`);
         console.log(`created ${u}`);
         break;
       }
       case 'passwd': {
         const u = username();
-        if (!storage.getAccount(u)) fail(`no account ${u}`);
-        await storage.setCredentials(await makeAccount(u, await readPassword(values), iterations));
+        if (!accounts.exists(u)) fail(`no account ${u}`);
+        await accounts.setCredentials(await makeAccount(u, await readPassword(values), iterations));
         console.log(`password of ${u} changed`);
         break;
       }
       case 'deluser': {
         const u = username();
-        if (!storage.getAccount(u)) fail(`no account ${u}`);
-        await storage.deleteAccount(u);
+        if (!accounts.exists(u)) fail(`no account ${u}`);
+        // Every module removes what it keeps for the user, as for an in-band removal.
+        const config = validateConfig({ domain: values.domain ?? process.env.PI_IM_DOMAIN ?? 'localhost', dataDir });
+        const host = new Host(config, storage, db, accounts, pino({ level: 'silent' }), createMetrics());
+        await loadModules(host);
+        await host.removeAccount(u);
         console.log(`deleted ${u}`);
         break;
       }
       case 'users':
-        for (const u of storage.listAccounts()) console.log(u);
+        for (const u of accounts.list()) console.log(u);
         break;
       case 'invite': {
         const hours = Number(values['ttl-hours'] ?? 168);
@@ -96,7 +111,7 @@ async function main(): Promise<void> {
         if (values.unlimited && values.uses !== undefined) fail('give --uses N or --unlimited, not both');
         const uses = values.unlimited ? null : Number(values.uses ?? 1);
         if (uses !== null && !(Number.isInteger(uses) && uses >= 1)) fail('--uses must be a whole number of at least 1');
-        const inv = await storage.createInvite(newToken(), hours * 3600, uses);
+        const inv = await invites.create(newToken(), hours * 3600, uses);
         // XEP-0401 §4: clients open xmpp:<domain>?register;preauth=<token>.
         const domain = values.domain ?? process.env.PI_IM_DOMAIN ?? 'localhost';
         console.log(inv.token);
@@ -104,7 +119,7 @@ async function main(): Promise<void> {
         break;
       }
       case 'invites':
-        for (const i of storage.listInvites()) {
+        for (const i of await invites.list()) {
           const state = i.revokedAt !== undefined ? 'revoked' : i.expiresAt <= Date.now() ? 'expired'
             : i.maxUses !== null && i.uses >= i.maxUses ? 'used up' : 'valid';
           const uses = `${i.uses}/${i.maxUses ?? 'unlimited'} uses`;
@@ -113,16 +128,17 @@ async function main(): Promise<void> {
         break;
       case 'revoke-invite':
         if (!arg) fail('revoke-invite needs the token');
-        if (!storage.getInvite(arg)) fail(`no invite ${arg}`);
-        if (!storage.revokeInvite(arg)) fail(`invite ${arg} was revoked already`);
+        if (!(await invites.get(arg))) fail(`no invite ${arg}`);
+        if (!(await invites.revoke(arg))) fail(`invite ${arg} was revoked already`);
         console.log(`revoked ${arg}`);
         break;
       default:
         fail('commands: adduser USER, passwd USER, deluser USER, users, invite [--ttl-hours N] [--uses N | --unlimited], invites, revoke-invite TOKEN; --data-dir DIR, --domain D');
     }
   } finally {
-    storage.close();
+    await db.close();
   }
 }
 
-main().catch((e: Error) => fail(e.message));
+// Modules loaded for deluser may keep timers (expiry sweeps): the command is done when main is.
+main().then(() => process.exit(0), (e: Error) => fail(e.message));

@@ -1,6 +1,7 @@
 // XEP-0077 in-band registration under a policy (closed | invite | open), invite tokens
 // (XEP-0401 <preauth/>; single- or multi-use, expiring, revocable), password change and account removal.
 import type { PreAuthEvent } from '../core/c2s.js';
+import { InviteStore } from './invites-store.js';
 import type { Host, StanzaEvent } from '../core/host.js';
 import { enforceLocal, newUsernameProblem } from '../core/jid.js';
 import { makeAccount } from '../core/sasl.js';
@@ -15,23 +16,24 @@ const INVITE_TEXT: Record<Exclude<InviteStatus, 'valid'>, string> = {
   'used-up': 'this invite has been used as often as it allows: ask for a new one',
 };
 
-export default function register(host: Host): void {
+export default async function register(host: Host): Promise<void> {
   host.features.add(NS.register);
+  const invites = await InviteStore.open(host.db);
   const policy = host.config.registration;
   const iterations = host.config.scramIterations;
 
   if (policy !== 'closed') {
-    host.hooks.on<PreAuthEvent>(`iq-preauth/${NS.preauth}`, ({ stanza, stream, reply }) => {
+    host.hooks.on<PreAuthEvent>(`iq-preauth/${NS.preauth}`, async ({ stanza, stream, reply }) => {
       const token = stanza.firstElement()!.attrs.token ?? '';
       if (stanza.attrs.type !== 'set') { reply(errorReply(stanza, 'bad-request', 'send the token with an iq of type set')); return true; }
-      const status = host.storage.inviteStatus(token);
+      const status = await invites.status(token);
       if (status !== 'valid') { reply(errorReply(stanza, 'item-not-found', INVITE_TEXT[status])); return true; }
       stream.invite = token;
       reply(iqResult(stanza));
       return true;
     });
 
-    host.hooks.on<PreAuthEvent>(`iq-preauth/${NS.register}`, ({ stanza, stream, reply }) => {
+    host.hooks.on<PreAuthEvent>(`iq-preauth/${NS.register}`, async ({ stanza, stream, reply }) => {
       const query = stanza.firstElement()!;
       if (stanza.attrs.type === 'get') {
         reply(iqResult(stanza, xml('query', { xmlns: NS.register },
@@ -55,21 +57,21 @@ export default function register(host: Host): void {
         if (!invite) { reply(errorReply(stanza, 'forbidden', 'registration on this server needs an invite (XEP-0401 preauth token)')); return true; }
         if (host.accountExists(username)) { reply(errorReply(stanza, 'conflict', 'that username is taken')); return true; }
         // Taken before the account exists, so parallel registrations cannot exceed its uses.
-        if (!host.storage.consumeInvite(invite, username)) {
-          const status = host.storage.inviteStatus(invite);
+        if (!(await invites.consume(invite, username))) {
+          const status = await invites.status(invite);
           reply(errorReply(stanza, 'forbidden', status === 'valid' ? 'the invite could not be used' : INVITE_TEXT[status]));
           return true;
         }
       }
       makeAccount(username, password, iterations).then(async (account) => {
         if (!(await host.accounts.create(account))) {
-          if (invite) host.storage.releaseInvite(invite, username);
+          if (invite) await invites.release(invite, username);
           return reply(errorReply(stanza, 'conflict', 'that username is taken'));
         }
         host.log.info({ user: username }, 'account registered');
         reply(iqResult(stanza));
       }).catch((err: Error) => {
-        if (invite) host.storage.releaseInvite(invite, username);
+        if (invite) invites.release(invite, username).catch(() => {});
         host.log.error({ err: err.message }, 'registration failed');
         reply(errorReply(stanza, 'internal-server-error'));
       });
