@@ -13,6 +13,7 @@ import type { Session } from '../core/session.js';
 import { NS, errorReply, iqResult } from '../core/stanza.js';
 import { xml, type Element } from '../core/xml.js';
 import type { Backend, ModuleDb } from '../storage/store.js';
+import { rosterStore } from './roster-store.js';
 
 const NS_BLOCKING = 'urn:xmpp:blocking';
 const NS_ERRORS = 'urn:xmpp:blocking:errors';
@@ -184,9 +185,10 @@ export default async function blocking(host: Host): Promise<void> {
   }
 
   /** Presence the user's available resources send to the contacts an item covers (roster from/both, directed). */
-  function presenceTo(username: string, covered: string[], send: (s: Session, to: string) => void): void {
+  async function presenceTo(username: string, covered: string[], send: (s: Session, to: string) => void): Promise<void> {
     const bare = `${username}@${host.domain}`;
-    const roster = host.storage.getRoster(username).items.filter((it) => it.subscription === 'from' || it.subscription === 'both');
+    if (covered.length === 0 || !host.router.sessionsOf(bare).some((s) => s.available)) return;
+    const roster = (await rosterStore(host).getRoster(username)).items.filter((it) => it.subscription === 'from' || it.subscription === 'both');
     for (const s of host.router.sessionsOf(bare)) {
       if (!s.available) continue;
       const targets = new Set<string>();
@@ -222,7 +224,7 @@ export default async function blocking(host: Host): Promise<void> {
     const added = unique.filter((j) => !set.has(j));
     if (set.size + added.length > MAX_ITEMS) { host.reply(e, errorReply(e.stanza, 'resource-constraint', `a blocklist holds at most ${MAX_ITEMS} JIDs`)); return true; }
     // Before the list changes: our own unavailable presence must still get through.
-    presenceTo(username, added, (s, to) => host.route(xml('presence', { xmlns: NS.client, type: 'unavailable', from: s.jid.full, to })));
+    await presenceTo(username, added, (s, to) => host.route(xml('presence', { xmlns: NS.client, type: 'unavailable', from: s.jid.full, to })));
     for (const j of added) set.add(j);
     // Every item, not only the new ones: the answer then also waits for an earlier, still
     // queued write of the same item (by another resource).
@@ -244,7 +246,7 @@ export default async function blocking(host: Host): Promise<void> {
     host.reply(e, iqResult(e.stanza));
     push(username, xml('unblock', { xmlns: NS_BLOCKING }, ...jids.map((jid) => xml('item', { jid }))));
     // The contacts see the user again, and the user learns their presence again.
-    presenceTo(username, removed, (s, to) => {
+    await presenceTo(username, removed, (s, to) => {
       const p = s.presence!.clone();
       p.attrs.from = s.jid.full;
       p.attrs.to = to;
@@ -252,7 +254,7 @@ export default async function blocking(host: Host): Promise<void> {
     });
     const bare = `${username}@${host.domain}`;
     if (host.router.sessionsOf(bare).some((s) => s.available)) {
-      for (const it of host.storage.getRoster(username).items) {
+      for (const it of (await rosterStore(host).getRoster(username)).items) {
         const j = parseJid(it.contact);
         if ((it.subscription === 'to' || it.subscription === 'both') && j && removed.some((c) => covers(c, j))) {
           host.route(xml('presence', { xmlns: NS.client, type: 'probe', from: bare, to: it.contact }));

@@ -2,10 +2,10 @@
 // modules registered, and the components (MUC, upload...) as items; an account's identity for
 // itself and its subscribers, with what modules serving the bare JID add ('disco/account-info',
 // 'disco/account-items' events: { event, query } to append to).
-import { after } from '../core/hooks.js';
 import type { Host, StanzaEvent } from '../core/host.js';
 import { NS, errorReply, iqResult } from '../core/stanza.js';
 import { xml } from '../core/xml.js';
+import { rosterStore } from './roster-store.js';
 
 export default function disco(host: Host): void {
   host.features.add(NS.discoInfo);
@@ -27,14 +27,15 @@ export default function disco(host: Host): void {
     return true;
   });
 
-  const mayKnow = (e: StanzaEvent): boolean => {
+  /** The account itself, or a contact subscribed to its presence (reads the roster only then). */
+  const mayKnow = async (e: StanzaEvent): Promise<boolean> => {
     if (e.from.bare === e.to.bare) return true;
-    const it = host.storage.getRosterItem(e.to.local, e.from.bare);
+    const it = await rosterStore(host).getItem(e.to.local, e.from.bare);
     return it !== undefined && (it.subscription === 'from' || it.subscription === 'both');
   };
-  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoInfo}:query`, (e) => {
-    if (!host.accountExists(e.to.local) || !mayKnow(e)) return false;
-    if (e.stanza.firstElement()!.attrs.node) return false;
+  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoInfo}:query`, async (e) => {
+    // A node's info: its module's (PEP).
+    if (e.stanza.firstElement()!.attrs.node || !host.accountExists(e.to.local) || !(await mayKnow(e))) return false;
     const owner = e.from.bare === e.to.bare;
     const features = new Set([NS.discoInfo, NS.discoItems, ...host.accountFeatures, ...(owner ? host.ownerFeatures : [])]);
     host.reply(e, iqResult(e.stanza, xml('query', { xmlns: NS.discoInfo },
@@ -42,11 +43,13 @@ export default function disco(host: Host): void {
       ...[...features].sort().map((f) => xml('feature', { var: f })))));
     return true;
   });
-  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoItems}:query`, (e) => {
-    if (!host.accountExists(e.to.local) || !mayKnow(e)) return false;
-    if (e.stanza.firstElement()!.attrs.node) return false; // a node's items: its module's (PEP)
+  host.hooks.on<StanzaEvent>(`iq-get/bare/${NS.discoItems}:query`, async (e) => {
+    // A node's items: its module's (PEP).
+    if (e.stanza.firstElement()!.attrs.node || !host.accountExists(e.to.local) || !(await mayKnow(e))) return false;
     const query = xml('query', { xmlns: NS.discoItems });
     // e.g. the PEP nodes this requester may see
-    return after(host.hooks.fire('disco/account-items', { event: e, query }), () => { host.reply(e, iqResult(e.stanza, query)); return true; });
+    await host.hooks.fire('disco/account-items', { event: e, query });
+    host.reply(e, iqResult(e.stanza, query));
+    return true;
   });
 }

@@ -4,7 +4,7 @@
 // (message/bare|full, before message.ts delivers or stores it offline), and the recipient's copy
 // gets <stanza-id by=user id=UID/>. Room archives are filled through the MUC module's
 // muc-message hook. Items older than mam.retentionDays are deleted at start and hourly.
-import type { Awaitable } from '../../core/hooks.js';
+import { after, type Awaitable } from '../../core/hooks.js';
 import type { Host, StanzaEvent } from '../../core/host.js';
 import type { Jid } from '../../core/jid.js';
 import { NS, errorReply, iqResult } from '../../core/stanza.js';
@@ -57,16 +57,19 @@ export default async function mam(host: Host): Promise<void> {
   const isKnown = (jid: Jid): boolean => (jid.domain === domain ? host.accountExists(jid.local) : host.components.has(jid.domain));
 
   // Outgoing: into the sender's archive. Messages to oneself are archived once, as incoming.
+  // (The 'roster' policy reads the sender's roster first: carbons and routing, later phases, wait.)
   host.hooks.on<StanzaEvent>('out/message', (e) => {
     const { stanza, from, to } = e;
     if (!archivable(stanza) || to.bare === from.bare || !isKnown(to)) return false;
-    if (!shouldArchive(host, store, from.local, to.bare)) return false;
-    store.append(from.bare, to.full, to.bare, serialise(stanza, (c) => c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === from.bare));
-    return false;
+    return after(shouldArchive(host, store, from.local, to.bare), (yes) => {
+      if (yes) store.append(from.bare, to.full, to.bare, serialise(stanza, (c) => c.name === 'stanza-id' && c.ns === NS_SID && c.attrs.by === from.bare));
+      return false;
+    });
   }, 'archive');
 
   // Incoming: into the recipient's archive, with the UID on the stanza delivered or stored offline
-  // (made in memory, at once: carbons and delivery, later phases, see the stamped stanza).
+  // (made in memory: carbons and delivery, later phases, see the stamped stanza; when the
+  // 'roster' policy reads the recipient's roster first, those phases wait for it).
   const incoming = (e: StanzaEvent): Awaitable<boolean> => {
     const { stanza, to } = e;
     if (!host.accountExists(to.local)) return false;
@@ -76,13 +79,16 @@ export default async function mam(host: Host): Promise<void> {
     if (sids.length === 0) return archiveIncoming(e);
     return store.seqsOf(to.bare, sids).then((found) => (found.size > 0 ? false : archiveIncoming(e)));
   };
-  const archiveIncoming = (e: StanzaEvent): boolean => {
+  const archiveIncoming = (e: StanzaEvent): Awaitable<boolean> => {
     const { stanza, from, to } = e;
     stripStanzaIds(stanza, to.bare);
-    if (!archivable(stanza) || !shouldArchive(host, store, to.local, from.bare)) return false;
-    const id = store.append(to.bare, from.full, from.bare, serialise(stanza));
-    stanza.append(xml('stanza-id', { xmlns: NS_SID, by: to.bare, id }));
-    return false;
+    if (!archivable(stanza)) return false;
+    return after(shouldArchive(host, store, to.local, from.bare), (yes) => {
+      if (!yes) return false;
+      const id = store.append(to.bare, from.full, from.bare, serialise(stanza));
+      stanza.append(xml('stanza-id', { xmlns: NS_SID, by: to.bare, id }));
+      return false;
+    });
   };
   host.hooks.on<StanzaEvent>('message/bare', incoming, 'archive');
   host.hooks.on<StanzaEvent>('message/full', incoming, 'archive');

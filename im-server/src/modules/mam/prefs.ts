@@ -1,9 +1,11 @@
 // Archiving preferences (XEP-0441, the <prefs/> of urn:xmpp:mam:2): a default policy and JIDs
 // always or never archived. Deciding whether a message with a contact goes into a user archive.
+import type { Awaitable } from '../../core/hooks.js';
 import type { Host, StanzaEvent } from '../../core/host.js';
 import { parseJid } from '../../core/jid.js';
 import { errorReply, iqResult } from '../../core/stanza.js';
 import { type Element, xml } from '../../core/xml.js';
+import { rosterStore } from '../roster-store.js';
 import { NS_MAM } from './query.js';
 import type { ArchiveStore, Policy, Prefs } from './store.js';
 
@@ -13,14 +15,16 @@ export function effectivePrefs(host: Host, store: ArchiveStore, owner: string): 
   return store.getPrefs(owner) ?? { default: host.config.mam.defaultPolicy, always: [], never: [] };
 }
 
-/** Whether user `username` archives a message exchanged with `contact` (a bare JID). */
-export function shouldArchive(host: Host, store: ArchiveStore, username: string, contact: string): boolean {
+/** Whether user `username` archives a message exchanged with `contact` (a bare JID). Answered at
+ * once unless the 'roster' default policy decides it: then the user's roster is read (a promise). */
+export function shouldArchive(host: Host, store: ArchiveStore, username: string, contact: string): Awaitable<boolean> {
   const p = effectivePrefs(host, store, `${username}@${host.domain}`);
   if (p.never.includes(contact)) return false;
   if (p.always.includes(contact)) return true;
   if (p.default === 'always') return true;
   if (p.default === 'never') return false;
-  return contact === `${username}@${host.domain}` || host.storage.getRosterItem(username, contact) !== undefined;
+  if (contact === `${username}@${host.domain}`) return true;
+  return rosterStore(host).getItem(username, contact).then((it) => it !== undefined);
 }
 
 function prefsElement(p: Prefs): Element {

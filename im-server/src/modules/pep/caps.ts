@@ -60,6 +60,13 @@ export function startCaps(host: Host, store: PepStore): Caps {
   const listeners: ((s: Session, f: ReadonlySet<string>) => void)[] = [];
   const EMPTY: ReadonlySet<string> = new Set();
   let nextId = 0;
+  /** Verified hashes seen lately (the table keeps them all): most clients share a few. */
+  const verified = new Map<string, string[]>();
+  const remember = (key: string, features: string[]): void => {
+    verified.delete(key);
+    verified.set(key, features);
+    if (verified.size > 1000) verified.delete(verified.keys().next().value!);
+  };
 
   const resolved = (session: Session, key: string, features: string[]): void => {
     if (announced.get(session) !== key) return;
@@ -93,12 +100,30 @@ export function startCaps(host: Host, store: PepStore): Caps {
     const key = `${algo} ${c.attrs.ver}`;
     announced.set(session, key);
     if (bySession.get(session)?.key === key) return false;
-    const known = store.caps(key);
+    const known = verified.get(key);
     if (known) { resolved(session, key, known); return false; }
     const waiting = pending.get(key);
     if (waiting) { waiting.add(session); return false; }
     pending.set(key, new Set([session]));
-    ask(key, session, c.attrs.node, algo, c.attrs.ver);
+    // The cache table is read beside the presence (an observer does not hold it up): the
+    // sessions announcing this hash meanwhile wait with this one; asked only when not cached.
+    const node = c.attrs.node;
+    const ver = c.attrs.ver;
+    // Asks this session, or (gone meanwhile) another one that announced the same hash.
+    const askOne = (): void => {
+      if (pending.get(key)?.has(session) && host.router.get(session.jid.full) === session) ask(key, session, node, algo, ver);
+      else askNext({ key, algo, ver, session });
+    };
+    store.caps(key).then((features) => {
+      if (!features) { askOne(); return; }
+      remember(key, features);
+      const all = pending.get(key) ?? new Set<Session>();
+      pending.delete(key);
+      for (const s of all) resolved(s, key, features);
+    }, (err: unknown) => {
+      host.log.warn({ err: (err as Error)?.message ?? String(err), key }, 'caps cache not read; asking the client');
+      askOne();
+    });
     return false;
   }, 'observe');
 
@@ -112,7 +137,8 @@ export function startCaps(host: Host, store: PepStore): Caps {
     if (query && capsHash(q.algo, query) === q.ver) {
       pending.delete(q.key);
       const features = query.getChildren('feature').map((f) => f.attrs.var ?? '');
-      void store.putCaps(q.key, features);
+      remember(q.key, features);
+      store.putCaps(q.key, features).catch((err: unknown) => host.log.warn({ err: (err as Error)?.message ?? String(err), key: q.key }, 'caps not cached'));
       for (const s of waiting) resolved(s, q.key, features);
       return true;
     }

@@ -1,115 +1,127 @@
 // PEP persistence: nodes (with their configuration) and items per account, plus the verified
-// XEP-0115 caps cache, in the module's own tables on the shared group commit.
-import type { ModuleStore, Storage } from '../../storage/types.js';
+// XEP-0115 caps cache, in the module's own tables on the backend-neutral store (SQLite or
+// PostgreSQL), written through the shared group commit.
+import { sql } from 'kysely';
+import type { Backend, ModuleDb } from '../../storage/store.js';
 import { type NodeConfig } from './config.js';
 
-const MIGRATIONS = [
+export const PEP_MIGRATIONS = [
   `CREATE TABLE pep_nodes (owner TEXT NOT NULL, node TEXT NOT NULL, config TEXT NOT NULL, PRIMARY KEY (owner, node));
    CREATE TABLE pep_items (owner TEXT NOT NULL, node TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
      payload TEXT NOT NULL, PRIMARY KEY (owner, node, id));
    CREATE INDEX pep_items_seq ON pep_items (owner, node, seq);
    CREATE TABLE pep_caps (ver TEXT PRIMARY KEY, features TEXT NOT NULL);`,
-];
+] as const;
+
+export interface PepTables {
+  pep_nodes: { owner: string; node: string; config: string };
+  pep_items: { owner: string; node: string; id: string; seq: number; payload: string };
+  pep_caps: { ver: string; features: string };
+}
 
 export interface StoredItem { id: string; payload: string; seq: number }
 
+const toItem = (r: { id: string; payload: string; seq: number | string }): StoredItem => ({ id: r.id, payload: r.payload, seq: Number(r.seq) });
+
 export class PepStore {
-  private readonly m: ModuleStore;
-  private readonly s;
-  private seq: number;
+  private constructor(private readonly db: ModuleDb<PepTables>) {}
 
-  constructor(storage: Storage) {
-    this.m = storage.moduleStore('pep', MIGRATIONS);
-    const db = this.m.db;
-    this.s = {
-      node: db.prepare('SELECT config FROM pep_nodes WHERE owner = ? AND node = ?').pluck(),
-      nodes: db.prepare('SELECT node, config FROM pep_nodes WHERE owner = ? ORDER BY node'),
-      countNodes: db.prepare('SELECT count(*) FROM pep_nodes WHERE owner = ?').pluck(),
-      putNode: db.prepare('INSERT OR REPLACE INTO pep_nodes VALUES (?, ?, ?)'),
-      delNode: db.prepare('DELETE FROM pep_nodes WHERE owner = ? AND node = ?'),
-      delNodeItems: db.prepare('DELETE FROM pep_items WHERE owner = ? AND node = ?'),
-      putItem: db.prepare('INSERT OR REPLACE INTO pep_items VALUES (?, ?, ?, ?, ?)'),
-      delItem: db.prepare('DELETE FROM pep_items WHERE owner = ? AND node = ? AND id = ?'),
-      item: db.prepare('SELECT id, payload, seq FROM pep_items WHERE owner = ? AND node = ? AND id = ?'),
-      latest: db.prepare('SELECT id, payload, seq FROM pep_items WHERE owner = ? AND node = ? ORDER BY seq DESC LIMIT ?'),
-      trim: db.prepare(`DELETE FROM pep_items WHERE owner = ? AND node = ? AND seq NOT IN
-        (SELECT seq FROM pep_items WHERE owner = ? AND node = ? ORDER BY seq DESC LIMIT ?)`),
-      delUserNodes: db.prepare('DELETE FROM pep_nodes WHERE owner = ?'),
-      delUserItems: db.prepare('DELETE FROM pep_items WHERE owner = ?'),
-      caps: db.prepare('SELECT features FROM pep_caps WHERE ver = ?').pluck(),
-      putCaps: db.prepare('INSERT OR REPLACE INTO pep_caps VALUES (?, ?)'),
-      maxSeq: db.prepare('SELECT max(seq) FROM pep_items').pluck(),
-    };
-    this.seq = (this.s.maxSeq.get() as number | null) ?? 0;
+  static async open(backend: Backend): Promise<PepStore> {
+    return new PepStore(await backend.open<PepTables>('pep', PEP_MIGRATIONS));
   }
 
-  getNode(owner: string, node: string): NodeConfig | undefined {
-    this.m.sync();
-    const c = this.s.node.get(owner, node) as string | undefined;
-    return c === undefined ? undefined : JSON.parse(c) as NodeConfig;
+  async getNode(owner: string, node: string): Promise<NodeConfig | undefined> {
+    const r = await this.db.readOne(this.db.q.selectFrom('pep_nodes').select('config').where('owner', '=', owner).where('node', '=', node));
+    return r === undefined ? undefined : JSON.parse(r.config) as NodeConfig;
   }
 
-  nodes(owner: string): { node: string; config: NodeConfig }[] {
-    this.m.sync();
-    return (this.s.nodes.all(owner) as { node: string; config: string }[]).map((r) => ({ node: r.node, config: JSON.parse(r.config) as NodeConfig }));
+  async nodes(owner: string): Promise<{ node: string; config: NodeConfig }[]> {
+    const rows = await this.db.read(this.db.q.selectFrom('pep_nodes').select(['node', 'config']).where('owner', '=', owner).orderBy('node'));
+    return rows.map((r) => ({ node: r.node, config: JSON.parse(r.config) as NodeConfig }));
   }
 
-  countNodes(owner: string): number {
-    this.m.sync();
-    return this.s.countNodes.get(owner) as number;
+  async countNodes(owner: string): Promise<number> {
+    const r = await this.db.readOne(this.db.q.selectFrom('pep_nodes').select((eb) => eb.fn.countAll<number>().as('n')).where('owner', '=', owner));
+    return Number(r?.n ?? 0);
   }
 
-  /** Creates or reconfigures a node; trims its items to the (new) limit. */
-  putNode(owner: string, node: string, config: NodeConfig, keep: number): Promise<void> {
-    return this.m.write(() => {
-      this.s.putNode.run(owner, node, JSON.stringify(config));
-      this.s.trim.run(owner, node, owner, node, keep);
-    });
+  /** Deletes the node's items but its newest `keep` (by seq). */
+  private trim(owner: string, node: string, keep: number) {
+    const { q } = this.db;
+    return q.deleteFrom('pep_items').where('owner', '=', owner).where('node', '=', node)
+      .where('seq', 'not in', q.selectFrom('pep_items').select('seq').where('owner', '=', owner).where('node', '=', node)
+        .orderBy('seq', 'desc').limit(keep));
   }
 
-  deleteNode(owner: string, node: string): Promise<void> {
-    return this.m.write(() => { this.s.delNode.run(owner, node); this.s.delNodeItems.run(owner, node); });
+  /** Creates or reconfigures a node; trims its items to the (new) limit. Settles when durable. */
+  async putNode(owner: string, node: string, config: NodeConfig, keep: number): Promise<void> {
+    await this.db.write(this.upsertNode(owner, node, config), this.trim(owner, node, keep));
   }
 
-  purge(owner: string, node: string): Promise<void> {
-    return this.m.write(() => { this.s.delNodeItems.run(owner, node); });
+  private upsertNode(owner: string, node: string, config: NodeConfig) {
+    return this.db.q.insertInto('pep_nodes').values({ owner, node, config: JSON.stringify(config) })
+      .onConflict((oc) => oc.columns(['owner', 'node']).doUpdateSet({ config: (eb) => eb.ref('excluded.config') }));
   }
 
-  /** Stores an item as the newest (replacing one with the same id) and keeps the newest `keep`. */
-  publish(owner: string, node: string, id: string, payload: string, keep: number): Promise<void> {
-    const seq = ++this.seq;
-    return this.m.write(() => {
-      this.s.putItem.run(owner, node, id, seq, payload);
-      this.s.trim.run(owner, node, owner, node, keep);
-    });
+  async deleteNode(owner: string, node: string): Promise<void> {
+    const { q } = this.db;
+    await this.db.write(
+      q.deleteFrom('pep_nodes').where('owner', '=', owner).where('node', '=', node),
+      q.deleteFrom('pep_items').where('owner', '=', owner).where('node', '=', node));
   }
 
-  retract(owner: string, node: string, id: string): Promise<void> {
-    return this.m.write(() => { this.s.delItem.run(owner, node, id); });
+  async purge(owner: string, node: string): Promise<void> {
+    await this.db.write(this.db.q.deleteFrom('pep_items').where('owner', '=', owner).where('node', '=', node));
   }
 
-  item(owner: string, node: string, id: string): StoredItem | undefined {
-    this.m.sync();
-    return this.s.item.get(owner, node, id) as StoredItem | undefined;
+  /** Stores an item as the node's newest (replacing one with the same id, which then becomes the
+   * newest) and keeps the newest `keep`. The seq is one more than the node's highest, computed in
+   * the statement itself, so no counter is kept in memory (nor shared between servers). With
+   * `create`, the node is created (or reconfigured) in the same atomic write. */
+  async publish(owner: string, node: string, id: string, payload: string, keep: number, create?: NodeConfig): Promise<void> {
+    const { q } = this.db;
+    const next = sql<number>`(SELECT coalesce(max(seq), 0) + 1 FROM pep_items WHERE owner = ${owner} AND node = ${node})`;
+    await this.db.write(
+      ...(create ? [this.upsertNode(owner, node, create)] : []),
+      q.insertInto('pep_items').values({ owner, node, id, seq: next, payload })
+        .onConflict((oc) => oc.columns(['owner', 'node', 'id']).doUpdateSet({
+          seq: (eb) => eb.ref('excluded.seq'), payload: (eb) => eb.ref('excluded.payload'),
+        })),
+      this.trim(owner, node, keep));
+  }
+
+  async retract(owner: string, node: string, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.write(this.db.q.deleteFrom('pep_items').where('owner', '=', owner).where('node', '=', node).where('id', 'in', ids));
+  }
+
+  async item(owner: string, node: string, id: string): Promise<StoredItem | undefined> {
+    const r = await this.db.readOne(this.db.q.selectFrom('pep_items').select(['id', 'payload', 'seq'])
+      .where('owner', '=', owner).where('node', '=', node).where('id', '=', id));
+    return r === undefined ? undefined : toItem(r);
   }
 
   /** The newest `max` items, oldest first. */
-  latest(owner: string, node: string, max: number): StoredItem[] {
-    this.m.sync();
-    return (this.s.latest.all(owner, node, max) as StoredItem[]).reverse();
+  async latest(owner: string, node: string, max: number): Promise<StoredItem[]> {
+    if (max <= 0) return [];
+    const rows = await this.db.read(this.db.q.selectFrom('pep_items').select(['id', 'payload', 'seq'])
+      .where('owner', '=', owner).where('node', '=', node).orderBy('seq', 'desc').limit(max));
+    return rows.map(toItem).reverse();
   }
 
-  deleteUser(owner: string): Promise<void> {
-    return this.m.write(() => { this.s.delUserNodes.run(owner); this.s.delUserItems.run(owner); });
+  /** Everything the account kept (account removal). */
+  async deleteUser(owner: string): Promise<void> {
+    const { q } = this.db;
+    await this.db.write(q.deleteFrom('pep_nodes').where('owner', '=', owner), q.deleteFrom('pep_items').where('owner', '=', owner));
   }
 
-  caps(ver: string): string[] | undefined {
-    this.m.sync();
-    const f = this.s.caps.get(ver) as string | undefined;
-    return f === undefined ? undefined : JSON.parse(f) as string[];
+  async caps(ver: string): Promise<string[] | undefined> {
+    const r = await this.db.readOne(this.db.q.selectFrom('pep_caps').select('features').where('ver', '=', ver));
+    return r === undefined ? undefined : JSON.parse(r.features) as string[];
   }
 
-  putCaps(ver: string, features: string[]): Promise<void> {
-    return this.m.write(() => { this.s.putCaps.run(ver, JSON.stringify(features)); });
+  async putCaps(ver: string, features: string[]): Promise<void> {
+    await this.db.write(this.db.q.insertInto('pep_caps').values({ ver, features: JSON.stringify(features) })
+      .onConflict((oc) => oc.column('ver').doUpdateSet({ features: (eb) => eb.ref('excluded.features') })));
   }
 }
