@@ -21,15 +21,13 @@ import { parseArgs } from 'node:util';
 import { localProblem, newUsernameProblem, parseJid } from './core/jid.js';
 import { makeAccount } from './core/sasl.js';
 import pino from 'pino';
-import { validateConfig } from './config.js';
+import { loadConfig } from './config.js';
 import { Host } from './core/host.js';
 import { createMetrics } from './core/metrics.js';
 import { loadModules } from './modules/index.js';
 import { InviteStore } from './modules/invites-store.js';
-import { dbPath } from './server.js';
+import { openBackend } from './server.js';
 import { Accounts } from './storage/accounts.js';
-import { SqliteBackend } from './storage/sqlite-backend.js';
-import { SqliteStorage } from './storage/sqlite.js';
 
 function fail(msg: string): never {
   console.error(`admin: ${msg}`);
@@ -57,8 +55,8 @@ async function main(): Promise<void> {
   });
   const [cmd, arg] = positionals;
   const dataDir = values['data-dir'] ?? process.env.PI_IM_DATA_DIR ?? './data';
-  const storage = new SqliteStorage({ path: dbPath(dataDir), commitWindowMs: 0, maxBatch: 1, synchronous: 'full' });
-  const db = new SqliteBackend(storage);
+  const config = loadConfig([], { ...process.env, PI_IM_DATA_DIR: dataDir, ...(values.domain ? { PI_IM_DOMAIN: values.domain } : {}) });
+  const db = await openBackend({ ...config, storage: { ...config.storage, commitWindowMs: 0, maxBatch: 1 } }, {});
   const accounts = await Accounts.open(db);
   const invites = await InviteStore.open(db);
   const username = (): string => {
@@ -95,8 +93,7 @@ async function main(): Promise<void> {
         const u = username();
         if (!accounts.exists(u)) fail(`no account ${u}`);
         // Every module removes what it keeps for the user, as for an in-band removal.
-        const config = validateConfig({ domain: values.domain ?? process.env.PI_IM_DOMAIN ?? 'localhost', dataDir });
-        const host = new Host(config, storage, db, accounts, pino({ level: 'silent' }), createMetrics());
+        const host = new Host(config, db, accounts, pino({ level: 'silent' }), createMetrics());
         await loadModules(host);
         await host.removeAccount(u);
         console.log(`deleted ${u}`);

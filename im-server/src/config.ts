@@ -81,6 +81,13 @@ export const ConfigSchema = z.object({
     maxOutputBuffer: z.number().int().min(65536).default(2 * 1024 * 1024),
   }).strict().default({}),
   storage: z.object({
+    /** PostgreSQL instead of SQLite in the data dir: postgres://USER[:PASSWORD]@HOST:PORT/DB.
+     * Never logged with its password. */
+    url: z.string().regex(/^postgres(ql)?:\/\/[^/]+\/[^/?#]+/, 'expected postgres://USER:PASSWORD@HOST:PORT/DB').optional(),
+    /** A file holding the database password (overrides the URL's; e.g. a Docker secret). */
+    passwordFile: z.string().optional(),
+    /** Connections each node keeps to PostgreSQL. */
+    poolSize: z.number().int().min(1).max(100).default(8),
     /** Group commit: writes wait at most this long to share one transaction (one fsync). */
     commitWindowMs: z.number().min(0).max(1000).default(5),
     maxBatch: z.number().int().min(1).default(512),
@@ -182,6 +189,8 @@ const FLAGS = {
   'tls-key': ['tls.key', 'string'],
   'max-connections-per-address': ['limits.maxConnectionsPerAddress', 'number'],
   'proxy-protocol': ['proxy.protocol', 'boolean'],
+  'db': ['storage.url', 'string'],
+  'db-password-file': ['storage.passwordFile', 'string'],
   'commit-window-ms': ['storage.commitWindowMs', 'number'],
   'max-commits-per-second': ['storage.maxCommitsPerSecond', 'number'],
   'upload-url': ['upload.publicUrl', 'string'],
@@ -224,6 +233,9 @@ export const USAGE = `pi-im-server: an XMPP server
   --proxy-protocol true   TCP connections start with a PROXY protocol header from a trusted proxy
                           (proxy.trusted, default loopback), e.g. nginx with proxy_protocol on
                                                                            env PI_IM_PROXY_PROTOCOL
+  --db postgres://USER:PASSWORD@HOST:PORT/DB   keep the data in PostgreSQL instead of SQLite in
+                          the data dir (many nodes, many Pis)                env PI_IM_DB
+  --db-password-file F    the database password from a file (not in the URL) env PI_IM_DB_PASSWORD_FILE
   --max-connections-per-address N, --commit-window-ms N, --max-commits-per-second N
   --upload-url URL        public base URL of /upload (XEP-0363; default http://<domain>:<http-port>/upload)
   --upload-max-file-size N  largest upload in bytes (default 104857600)

@@ -15,6 +15,8 @@ import { loadModules } from './modules/index.js';
 import { SqliteStorage } from './storage/sqlite.js';
 import { SqliteBackend } from './storage/sqlite-backend.js';
 import { Accounts } from './storage/accounts.js';
+import { PostgresBackend, redactUrl } from './storage/postgres.js';
+import type { Backend } from './storage/store.js';
 import { isDiskFull } from './storage/types.js';
 import { startHttp } from './transports/http.js';
 import { startTcp } from './transports/tcp.js';
@@ -37,23 +39,23 @@ export function dbPath(dataDir: string): string {
 export async function startServer(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
   const metrics = createMetrics();
   let storageProblem: string | undefined;
-  const storage = new SqliteStorage({
-    path: dbPath(config.dataDir), ...config.storage,
-    onCommit: (writes, seconds) => {
+  const commits = {
+    onCommit: (writes: number, seconds: number): void => {
       metrics.fsyncs.inc(); metrics.batchedWrites.inc(writes); metrics.commitLatency.observe(seconds);
       if (storageProblem) { log.warn({ was: storageProblem }, 'storage commits again'); storageProblem = undefined; }
     },
-    onError: (err) => {
+    onError: (err: Error): void => {
       metrics.commitFailures.inc();
       const problem = storageFailure(err, config.dataDir);
       // Once per outage at error level; every further failed batch at debug.
       log[problem === storageProblem ? 'debug' : 'error']({ err: err.message }, `storage commit failed, none of its writes was acknowledged: ${problem}`);
       storageProblem = problem;
     },
-  });
-  const db = new SqliteBackend(storage);
+  };
+  const db = await openBackend(config, commits, log);
   const accounts = await Accounts.open(db);
-  const host = new Host(config, storage, db, accounts, log, metrics);
+  const accountWatch = accounts.watch(3000);
+  const host = new Host(config, db, accounts, log, metrics);
   for (const a of config.accounts) {
     const username = host.prepUsername(a.username)!;
     if (accounts.exists(username)) continue;
@@ -76,7 +78,7 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
   const context = createSecureContext(tlsOpts);
   const tcp = startTcp(host, streams, context);
   const directTls = config.c2sDirectTlsPort === undefined ? undefined : startTcp(host, streams, context, { directTls: tlsOpts });
-  const http = startHttp(host, streams, { accepting: () => accepting, storageProblem: () => storageProblem });
+  const http = startHttp(host, streams, { accepting: () => accepting, storageProblem: () => storageProblem ?? db.problem() ?? undefined });
   await Promise.all([
     new Promise<void>((res, rej) => { tcp.once('error', rej); tcp.listen(config.c2sPort, config.c2sHost, () => res()); }),
     new Promise<void>((res, rej) => { http.once('error', rej); http.listen(config.httpPort, config.httpHost, () => res()); }),
@@ -98,14 +100,29 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
         directTls?.close();
         http.close();
         streams.shutdown();
-        await Promise.all([storage.barrier().catch(() => {}), tcp.drained(3000), directTls?.drained(3000)]);
-        storage.close();
+        await Promise.all([db.barrier().catch(() => {}), tcp.drained(3000), directTls?.drained(3000)]);
+        accountWatch.stop();
+        await db.close();
         http.closeAllConnections();
         log.info('stopped');
       })();
       return stopping;
     },
   };
+}
+
+/** The node's store: PostgreSQL with --db, else SQLite in the data dir. */
+export async function openBackend(config: Config, commits: { onCommit?: (writes: number, seconds: number) => void; onError?: (err: Error) => void }, log?: Logger): Promise<Backend> {
+  const s = config.storage;
+  if (!s.url) return new SqliteBackend(new SqliteStorage({ path: dbPath(config.dataDir), ...s, ...commits }));
+  const password = s.passwordFile ?? process.env.PI_IM_DB_PASSWORD_FILE;
+  const pgBackend = new PostgresBackend({
+    url: s.url, password: password ? readFileSync(password, 'utf8').trim() : undefined, poolSize: s.poolSize,
+    commitWindowMs: s.commitWindowMs, maxBatch: s.maxBatch, maxCommitsPerSecond: s.maxCommitsPerSecond, ...commits,
+  });
+  log?.info({ db: redactUrl(s.url) }, 'storage: PostgreSQL');
+  await pgBackend.ready();
+  return pgBackend;
 }
 
 /** What an admin reads when a commit fails: the cause, and what to do about it. */

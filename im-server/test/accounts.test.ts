@@ -5,12 +5,10 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { xml } from '@xmpp/client';
-import { connect, makeClient, raw, rawSecure, startServer, stopClient, streamHeader, uniq, type TestServer } from './helpers.js';
+import { admin, connect, makeClient, raw, rawSecure, startServer, stopClient, streamHeader, uniq, type TestServer } from './helpers.js';
 
 const run = promisify(execFile);
 const SERVER_DIR = fileURLToPath(new URL('..', import.meta.url));
-const admin = (dataDir: string, ...args: string[]) =>
-  run(process.execPath, ['--import', 'tsx', 'src/admin.ts', ...args, '--data-dir', dataDir], { cwd: SERVER_DIR });
 
 async function attempt(s: TestServer, o: Parameters<typeof makeClient>[1]): Promise<string> {
   const c = makeClient(s, o);

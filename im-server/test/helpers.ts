@@ -1,6 +1,7 @@
 // Test harness: the real server as a child process on free ports with a temp data dir, and
 // real clients: @xmpp/client (written by others) and raw sockets for bad input.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { client, xml, type Client, type Element } from '@xmpp/client';
 import { WebSocket } from 'ws';
+import { dbArgs, dbEnv } from './test-db.js';
 
 // Node 20 has no global WebSocket (Node 22 has); @xmpp/websocket expects the browser API.
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
@@ -41,11 +43,17 @@ export interface ServerOptions {
   args?: string[];
 }
 
+/** pi-im-admin on the data dir (and database) of a server under test. */
+export async function admin(dataDir: string, ...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/admin.ts', ...args, '--data-dir', dataDir],
+    { cwd: SERVER_DIR, env: { ...process.env, ...(await dbEnv(dataDir)) } });
+}
+
 export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pi-im-test-'));
   const args = ['--import', 'tsx', 'src/main.ts', '--domain', 'localhost', '--data-dir', dataDir,
     '--c2s-port', '0', '--http-port', '0', '--c2s-host', '127.0.0.1', '--http-host', '127.0.0.1',
-    '--registration', opts.registration ?? 'open', '--log-level', 'debug', ...(opts.args ?? [])];
+    '--registration', opts.registration ?? 'open', '--log-level', 'debug', ...(await dbArgs(dataDir)), ...(opts.args ?? [])];
   if (opts.config) {
     const file = join(dataDir, 'test-config.json');
     writeFileSync(file, JSON.stringify(opts.config));

@@ -26,7 +26,7 @@ async function setup(): Promise<{ host: Host; storage: SqliteStorage }> {
   const config = validateConfig({ domain: 'localhost', dataDir });
   const storage = new SqliteStorage({ path: join(dataDir, 'db.sqlite'), commitWindowMs: 1, maxBatch: 512, synchronous: 'normal' });
   const db = new SqliteBackend(storage);
-  const host = new Host(config, storage, db, await Accounts.open(db), pino({ level: 'silent' }), createMetrics());
+  const host = new Host(config, db, await Accounts.open(db), pino({ level: 'silent' }), createMetrics());
   await mam(host);
   return { host, storage };
 }

@@ -19,6 +19,8 @@ export interface PostgresServer {
   /** Kills the postmaster with SIGKILL, as a power cut would. */
   kill(): Promise<void>;
   destroy(): Promise<void>;
+  /** For process exit handlers, which cannot wait: stops the server at once and removes its folder. */
+  destroySync(): void;
 }
 
 function binDir(): string {
@@ -107,6 +109,13 @@ export async function startPostgres(): Promise<PostgresServer> {
     kill: () => stopWith('SIGKILL'),
     async destroy() {
       await stopWith('SIGINT');
+      rmSync(dir, { recursive: true, force: true });
+    },
+    destroySync() {
+      const pid = Number((spawnSync('head', ['-1', join(data, 'postmaster.pid')]).stdout ?? '').toString().trim());
+      if (pid) { try { process.kill(pid, 'SIGQUIT'); } catch { /* gone already */ } }
+      spawnSync('sleep', ['0.3']);
+      spawnSync('pkill', ['-KILL', '-f', `-D ${data}`]);
       rmSync(dir, { recursive: true, force: true });
     },
   };

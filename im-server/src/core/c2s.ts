@@ -12,7 +12,7 @@ import type { Host } from './host.js';
 import type { Jid } from './jid.js';
 import type { AuthThrottle } from './limits.js';
 import type { OutFilter, Session } from './session.js';
-import { handleUnacked, smElement, type Resumptions, type SmState } from './sm.js';
+import { failedLater, handleUnacked, smElement, type Resumptions, type SmState } from './sm.js';
 import { NS, errorReply, iqResult } from './stanza.js';
 import type { Transport } from './transport.js';
 import { Element, escapeText, xml } from './xml.js';
@@ -160,7 +160,7 @@ export class C2SStream implements Session {
   }
 
   sendDurable(el: Element): void {
-    this.host.storage.barrier().then(() => this.send(el), () => this.streamError('internal-server-error', 'storage failure; nothing was acknowledged'));
+    this.host.db.barrier().then(() => this.send(el), () => failedLater(this));
   }
 
   private header(): void {

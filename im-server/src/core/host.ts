@@ -3,7 +3,7 @@
 //   out/<message|presence|iq>          a stanza from a local client, before routing
 //   <kind>/host, <kind>/bare, <kind>/full   a stanza routed to the domain, a bare or a full JID
 //   iq-<get|set>/<host|bare>/<ns>:<name>   an IQ request to the server or an account, by payload
-//   session-bound, session-closed, account-removing {username}
+//   session-bound, session-closed, account-removing {username} (awaited), account-created {username}
 // Components (addComponent) serve other local domains, e.g. conference.<domain>: every stanza to
 // such a domain goes to its handler. HTTP routes (addHttpRoute) serve paths on the HTTP port.
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -11,7 +11,6 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Accounts } from '../storage/accounts.js';
 import type { Backend } from '../storage/store.js';
-import type { Storage } from '../storage/types.js';
 import { Hooks, after, type Awaitable } from './hooks.js';
 import { Jid, parseJid, prepLocal } from './jid.js';
 import type { Metrics } from './metrics.js';
@@ -61,7 +60,7 @@ export class Host {
   readonly httpRoutes = new Map<string, HttpHandler>();
 
   /** @param db where modules keep their data (ModuleDb per module): SQLite or PostgreSQL. */
-  constructor(readonly config: Config, readonly storage: Storage, readonly db: Backend, readonly accounts: Accounts, readonly log: Logger, readonly metrics: Metrics) {
+  constructor(readonly config: Config, readonly db: Backend, readonly accounts: Accounts, readonly log: Logger, readonly metrics: Metrics) {
     this.domain = config.domain;
     this.jid = new Jid('', config.domain, '');
     this.hooks.onError = (name, err) => log.error({ hook: name, err: (err as Error)?.stack ?? String(err) }, 'a module failed while handling an event');

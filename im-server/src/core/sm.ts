@@ -192,8 +192,8 @@ export function smElement(s: SmSession, el: Element, host: Host, resumptions: Re
       // h is what was handled when <r/> came: stanzas handled while this batch commits are
       // in the next batch, not yet durable, so they must not be counted.
       const h = s.sm.handled;
-      host.storage.barrier().then(() => s.raw(`<a xmlns="${NS.sm}" h="${h}"/>`),
-        () => s.streamError('internal-server-error', 'storage failure; nothing was acknowledged'));
+      host.db.barrier().then(() => s.raw(`<a xmlns="${NS.sm}" h="${h}"/>`),
+        () => failedLater(s));
       return;
     }
     case 'a': {
@@ -223,7 +223,7 @@ function resume(s: SmSession, el: Element, host: Host, resumptions: Resumptions)
   if (!old.sm!.ack(h)) return failed(s, 'undefined-condition', `h="${h}" acknowledges more stanzas than were sent`);
   resuming.add(s);
   // <resumed h/> acknowledges what the session received: sent once that is durable, like <a/>.
-  host.storage.barrier().then(() => {
+  host.db.barrier().then(() => {
     resuming.delete(s);
     if (!s.live) return;
     if (resumptions.get(previd) !== old) return failed(s, 'item-not-found', 'the session ended while being resumed; bind a new one');
@@ -232,4 +232,10 @@ function resume(s: SmSession, el: Element, host: Host, resumptions: Resumptions)
     old.resend();
     host.log.info({ stream: old.id, user: old.username, resent: old.sm!.queue.length }, 'session resumed');
   }, () => s.streamError('internal-server-error', 'storage failure; nothing was acknowledged'));
+}
+
+/** A commit failed: the stream ends, but only after every writer of that batch was told (their
+ * rejection handlers run in this turn: a bounce to the sender must go out before the stream ends). */
+export function failedLater(s: { streamError(condition: string, text?: string): void }): void {
+  setImmediate(() => s.streamError('internal-server-error', 'storage failure; nothing was acknowledged'));
 }

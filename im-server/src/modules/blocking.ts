@@ -271,4 +271,9 @@ export default async function blocking(host: Host): Promise<void> {
     loading.delete(username);
     await store.clear(username);
   });
+  // Removed by pi-im-admin (another process) and registered again here: forget what was cached.
+  host.hooks.on<{ username: string }>('account-created', ({ username }) => {
+    cache.delete(username);
+    loading.delete(username);
+  });
 }

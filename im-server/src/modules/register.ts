@@ -55,7 +55,7 @@ export default async function register(host: Host): Promise<void> {
       const invite = policy === 'invite' ? stream.invite : undefined;
       if (policy === 'invite') {
         if (!invite) { reply(errorReply(stanza, 'forbidden', 'registration on this server needs an invite (XEP-0401 preauth token)')); return true; }
-        if (host.accountExists(username)) { reply(errorReply(stanza, 'conflict', 'that username is taken')); return true; }
+        if (host.accountExists(username) && await host.accounts.existsNow(username)) { reply(errorReply(stanza, 'conflict', 'that username is taken')); return true; }
         // Taken before the account exists, so parallel registrations cannot exceed its uses.
         if (!(await invites.consume(invite, username))) {
           const status = await invites.status(invite);
@@ -69,6 +69,8 @@ export default async function register(host: Host): Promise<void> {
           return reply(errorReply(stanza, 'conflict', 'that username is taken'));
         }
         host.log.info({ user: username }, 'account registered');
+        // A name used before (removed by pi-im-admin while this node ran): caches start afresh.
+        host.hooks.notify('account-created', { username });
         reply(iqResult(stanza));
       }).catch((err: Error) => {
         if (invite) invites.release(invite, username).catch(() => {});

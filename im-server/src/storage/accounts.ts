@@ -1,7 +1,10 @@
 // The core's own data: accounts and their SCRAM credentials (never a password). Everything else a
 // user has belongs to the modules, which delete it on 'account-removing'. The names of existing
 // accounts are kept in memory (a Pi site has hundreds, not millions): routing asks "does this
-// user exist?" for every message to a bare JID, and must not wait for the database to know.
+// user exist?" for every message to a bare JID, and must not wait for the database to know. The
+// list is read again every few seconds, so accounts made or removed elsewhere (pi-im-admin while
+// the node runs, another node on the same database) are known soon; a login or a registration
+// that finds the list wrong corrects it at once.
 import type { Backend, ModuleDb } from './store.js';
 import type { Account, ScramCredentials } from './types.js';
 
@@ -52,6 +55,7 @@ export class Accounts {
 
   async get(username: string): Promise<Account | undefined> {
     const r = await this.db.readOne(this.db.q.selectFrom('accounts').selectAll().where('username', '=', username));
+    if (r) this.names.add(username);
     return r ? account(r) : undefined;
   }
 
@@ -76,5 +80,23 @@ export class Accounts {
 
   list(): string[] {
     return [...this.names].sort();
+  }
+
+  /** The database says whether the account exists (and the list is corrected). */
+  async existsNow(username: string): Promise<boolean> {
+    const r = await this.db.readOne(this.db.q.selectFrom('accounts').select('username').where('username', '=', username));
+    if (r) this.names.add(username); else this.names.delete(username);
+    return r !== undefined;
+  }
+
+  /** Reads the list of names again every `ms` (until stop()). */
+  watch(ms: number): { stop(): void } {
+    const timer = setInterval(() => {
+      this.db.read(this.db.q.selectFrom('accounts').select('username'))
+        .then((rows) => { this.names.clear(); for (const r of rows) this.names.add(r.username); })
+        .catch(() => { /* the database is away: /health says so; the list stays as it was */ });
+    }, ms);
+    timer.unref();
+    return { stop: () => clearInterval(timer) };
   }
 }

@@ -52,7 +52,9 @@ export class PostgresBackend implements Backend {
   private readonly pool: pg.Pool;
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private committing: Promise<void> = Promise.resolve();
+  /** The last commit under way or done: true when its transaction committed. */
+  private committing: Promise<boolean> = Promise.resolve(true);
+  private running = 0;
   private lastCommitAt = 0;
   /** Writes per module queued or being committed: a read of that module waits for them. */
   private readonly inFlight = new Map<string, number>();
@@ -171,41 +173,49 @@ export class PostgresBackend implements Backend {
     return p;
   }
 
-  /** Commits what is queued now (after the commit under way). */
-  private flush(): Promise<void> {
+  /** Commits what is queued now (after the commit under way); false when a transaction failed. */
+  private flush(): Promise<boolean> {
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
     const batch = this.queue;
     this.queue = [];
-    if (batch.length === 0) return this.committing;
-    this.committing = this.committing.then(() => this.commit(batch));
-    return this.committing;
+    // Nothing queued: only a commit still under way counts (an old failure was told long ago).
+    if (batch.length === 0) return this.running > 0 ? this.committing : Promise.resolve(true);
+    const before = this.running > 0 ? this.committing : Promise.resolve(true);
+    this.running++;
+    this.committing = before.then(() => this.commit(batch)).finally(() => { this.running--; });
+    return Promise.all([before, this.committing]).then(([a, b]) => a && b);
   }
 
-  private async commit(batch: Pending[]): Promise<void> {
+  /** False when the batch's transaction could not commit (its writers were told). A write that
+   * failed on its own (a constraint) was told too, and does not make the batch fail. */
+  private async commit(batch: Pending[]): Promise<boolean> {
     const t0 = performance.now();
     this.lastCommitAt = t0;
     try {
       const results = await this.transaction(batch);
       this.opts.onCommit?.(batch.length, (performance.now() - t0) / 1000);
       batch.forEach((w, i) => w.resolve(results[i]!));
-      return;
+      return true;
     } catch (e) {
       if (batch.length === 1 || isConnectionError(e)) {
         if (isConnectionError(e)) this.failed(e as Error);
         this.opts.onError?.(e as Error);
         for (const w of batch) w.reject(e as Error);
-        return;
+        return !isConnectionError(e);
       }
     }
     // One write spoilt the batch: each on its own, so only the bad one fails.
+    let ok = true;
     for (const w of batch) {
       try {
         w.resolve((await this.transaction([w]))[0]!);
       } catch (e) {
+        if (isConnectionError(e)) { ok = false; this.failed(e as Error); }
         this.opts.onError?.(e as Error);
         w.reject(e as Error);
       }
     }
+    return ok;
   }
 
   private async transaction(batch: Pending[]): Promise<WriteResult[][]> {
@@ -232,13 +242,14 @@ export class PostgresBackend implements Backend {
     }
   }
 
-  barrier(): Promise<void> {
-    return this.flush().catch(() => {});
+  /** Settles when every write queued so far is durable; rejects when a transaction failed. */
+  async barrier(): Promise<void> {
+    if (!(await this.flush())) throw new Error(this.down ?? 'a PostgreSQL transaction failed: nothing of it was acknowledged');
   }
 
   async close(): Promise<void> {
     clearInterval(this.watch);
-    await this.barrier();
+    await this.barrier().catch(() => {});
     await this.pool.end();
   }
 }
