@@ -398,3 +398,18 @@ test.serial('voice requests: a visitor asks, moderators get a form, an approval 
   await waitGroupchat(a, r, 'I can speak');
   await Promise.all([stopClient(a), stopClient(b)]);
 });
+
+test.serial('leaving gives the self-presence (110) at once; joining the same room again right after works, twice over', async (t) => {
+  const a = await user(server, 'leaver');
+  const r = room('leave');
+  const to = `${r}/nick-one`;
+  for (let round = 0; round < 2; round++) {
+    const joined = await join(a, r, 'nick-one');
+    t.true(statusCodes(joined.self).includes('110'));
+    t.is(statusCodes(joined.self).includes('201'), true, `round ${round}: the empty room was removed, so the join makes it anew`);
+    await a.send(xml('presence', { to, type: 'unavailable' }));
+    const left = await waitFor(a, (s) => s.is('presence') && s.attrs.from === to && s.attrs.type === 'unavailable', `leave ${round}`, 5000);
+    t.true(statusCodes(left).includes('110'), 'the leave is reflected to the leaver as its own');
+  }
+  await stopClient(a);
+});
