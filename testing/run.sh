@@ -14,6 +14,8 @@ run typecheck npx tsc -b
 for ws in tools/pulumi-plugins im-server infra load-tests; do
   if compgen -G "$ws/test/*.test.ts" >/dev/null; then run "$ws" npm test --silent -w "$ws"; fi
 done
+# The same im-server behaviour tests with every server on PostgreSQL (one started for the run).
+run "im-server on PostgreSQL" npm run --silent -w im-server test:postgres
 for suite in testing/suites/*.sh; do
   [ -e "$suite" ] || continue
   run "$(basename "$suite" .sh)" bash "$suite"

@@ -1,6 +1,7 @@
 import test from 'ava';
-import Database from 'better-sqlite3';
-import { join } from 'node:path';
+import { sql } from 'kysely';
+import { MIGRATIONS } from '../src/modules/mam/store.js';
+import { testBackend } from './test-db.js';
 import { xml } from '@xmpp/client';
 import { connect, startServer, stopClient, uniq, waitFor, type TestServer, type XmppClient } from './helpers.js';
 import { NS_MAM, NS_SID, chat, got, iqError, mamQuery } from './mam-helpers.js';
@@ -162,9 +163,10 @@ test('the archive survives a restart; items older than retentionDays are deleted
     await Promise.all([stopClient(ida), stopClient(jay)]);
     t.is(await srv.stop(), 0);
     // Age two of them by 40 days, as if archived then.
-    const db = new Database(join(srv.dataDir, 'pi-im.sqlite'));
-    db.prepare("UPDATE mam_archive SET stamp = stamp - 40 * 86400000 WHERE stanza LIKE '%old %'").run();
-    db.close();
+    const backend = await testBackend(srv.dataDir);
+    const db = await backend.open<{ mam_archive: { stamp: number; stanza: string } }>('mam', MIGRATIONS);
+    await db.write(db.q.updateTable('mam_archive').set({ stamp: sql<number>`stamp - ${40 * 86400000}` }).where('stanza', 'like', '%old %'));
+    await backend.close();
     const again = await startServer({ dataDir: srv.dataDir, config: { mam: { retentionDays: 30 } } });
     try {
       const jay2 = await connect(again, { username: b, password: 'pw' });

@@ -50,17 +50,23 @@ export default async function offline(host: Host): Promise<void> {
   // USAGE_TTL_MS, then read again. Kept so that storing a message needs no read (a read commits
   // the queued writes first: one commit per offline message otherwise).
   const usages = new Map<string, OfflineUsage & { at: number }>();
+  // One read per user at a time, shared by every message that waits for it: they go on in the
+  // order they came (separate reads could answer out of order on PostgreSQL's pool, and each
+  // read commits the queued writes first).
+  const reading = new Map<string, Promise<OfflineUsage & { at: number }>>();
   const usage = (username: string): (OfflineUsage & { at: number }) | Promise<OfflineUsage & { at: number }> => {
     const u = usages.get(username);
     if (u && performance.now() - u.at < USAGE_TTL_MS) return u;
-    return store.usage(username).then((r) => {
-      // Another store of this node may have read (and counted up) meanwhile: keep that one.
-      const again = usages.get(username);
-      if (again && performance.now() - again.at < USAGE_TTL_MS) return again;
-      const fresh = { ...r, at: performance.now() };
-      usages.set(username, fresh);
-      return fresh;
-    });
+    let r = reading.get(username);
+    if (!r) {
+      r = store.usage(username).then((read) => {
+        const fresh = { ...read, at: performance.now() };
+        usages.set(username, fresh);
+        return fresh;
+      }).finally(() => reading.delete(username));
+      reading.set(username, r);
+    }
+    return r;
   };
 
   host.hooks.on<StanzaEvent>('message/offline', (e) => {
@@ -102,12 +108,17 @@ export default async function offline(host: Host): Promise<void> {
   /** Sessions delivering their backlog now (a second initial presence does not start another). */
   const draining = new WeakSet<Session>();
 
+  // Waited for by the initial presence: the first batch goes out before the client's next stanza
+  // is handled (so the backlog comes before, e.g., the answer to an iq sent right after presence).
   host.hooks.on<SessionEvent>('initial-presence', ({ session }) => {
     if (session.priority < 0 || draining.has(session)) return;
-    drain(session);
+    return drain(session);
   });
 
-  function drain(session: Session): void {
+  /** Delivers the user's backlog in batches; resolves once the first batch was handed out. */
+  function drain(session: Session): Promise<void> {
+    let firstOut!: () => void;
+    const first = new Promise<void>((r) => { firstOut = r; });
     const username = session.username;
     const sm = session.smEnabled;
     let buffered: { id: number; stanza: string }[] = [];
@@ -155,11 +166,13 @@ export default async function offline(host: Host): Promise<void> {
       nextBatch().then((batch) => {
         reading = false;
         send(batch);
+        firstOut();
         if (again) { again = false; next(); }
       }, (err: Error) => {
         reading = false;
         done = true;
         draining.delete(session);
+        firstOut();
         host.log.error({ err: err.message, user: username }, 'offline read failed');
       });
     };
@@ -183,5 +196,6 @@ export default async function offline(host: Host): Promise<void> {
     };
     draining.add(session);
     next();
+    return first;
   }
 }

@@ -137,7 +137,8 @@ export default function presence(host: Host): void {
     }
     // Subscription requests that arrived while the user was away (or still unanswered).
     for (const { stanza } of await store.pendingIn(session.username)) session.sendXml(stanza);
-    host.hooks.notify('initial-presence', { session });
+    // Modules may make the client's next stanza wait (offline delivery's first batch).
+    await host.hooks.fire('initial-presence', { session });
   }
 
   /** Handles a subscription stanza from the user; returns the error to answer when it is refused. */

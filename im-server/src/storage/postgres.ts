@@ -55,6 +55,7 @@ export class PostgresBackend implements Backend {
   /** The last commit under way or done: true when its transaction committed. */
   private committing: Promise<boolean> = Promise.resolve(true);
   private running = 0;
+  private scheduled: { promise: Promise<boolean>; resolve: (v: Promise<boolean>) => void } | undefined;
   private lastCommitAt = 0;
   /** Writes per module queued or being committed: a read of that module waits for them. */
   private readonly inFlight = new Map<string, number>();
@@ -112,7 +113,9 @@ export class PostgresBackend implements Backend {
   async open<Tables>(module: string, migrations: Migrations): Promise<ModuleDb<Tables>> {
     await this.migrate(module, migrations);
     const read = async <R>(query: Query<R>): Promise<R[]> => {
-      if (this.inFlight.get(module)) await this.barrier();
+      // It sees its module's queued writes: it waits for their commit, when the window (and the
+      // commit cap) say so, rather than committing early (a steady read would defeat the cap).
+      if (this.inFlight.get(module)) await this.next();
       const c = query.compile();
       return (await this.query(c.sql, c.parameters)).rows as R[];
     };
@@ -177,13 +180,29 @@ export class PostgresBackend implements Backend {
   private flush(): Promise<boolean> {
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
     const batch = this.queue;
+    const scheduled = this.scheduled;
     this.queue = [];
+    this.scheduled = undefined;
     // Nothing queued: only a commit still under way counts (an old failure was told long ago).
     if (batch.length === 0) return this.running > 0 ? this.committing : Promise.resolve(true);
     const before = this.running > 0 ? this.committing : Promise.resolve(true);
     this.running++;
     this.committing = before.then(() => this.commit(batch)).finally(() => { this.running--; });
-    return Promise.all([before, this.committing]).then(([a, b]) => a && b);
+    const result = Promise.all([before, this.committing]).then(([a, b]) => a && b);
+    scheduled?.resolve(result);
+    return result;
+  }
+
+  /** The queued batch's outcome, when its window ends (a barrier does not commit early: the
+   * window and the commit cap hold whoever waits). */
+  private next(): Promise<boolean> {
+    if (this.queue.length === 0) return this.running > 0 ? this.committing : Promise.resolve(true);
+    if (!this.scheduled) {
+      let resolve!: (v: Promise<boolean>) => void;
+      const promise = new Promise<boolean>((r) => { resolve = r; });
+      this.scheduled = { promise, resolve };
+    }
+    return this.scheduled.promise;
   }
 
   /** False when the batch's transaction could not commit (its writers were told). A write that
@@ -244,12 +263,12 @@ export class PostgresBackend implements Backend {
 
   /** Settles when every write queued so far is durable; rejects when a transaction failed. */
   async barrier(): Promise<void> {
-    if (!(await this.flush())) throw new Error(this.down ?? 'a PostgreSQL transaction failed: nothing of it was acknowledged');
+    if (!(await this.next())) throw new Error(this.down ?? 'a PostgreSQL transaction failed: nothing of it was acknowledged');
   }
 
   async close(): Promise<void> {
     clearInterval(this.watch);
-    await this.barrier().catch(() => {});
+    await this.flush().catch(() => {});
     await this.pool.end();
   }
 }
