@@ -185,6 +185,8 @@ export class PostgresBackend implements Backend {
     this.scheduled = undefined;
     // Nothing queued: only a commit still under way counts (an old failure was told long ago).
     if (batch.length === 0) return this.running > 0 ? this.committing : Promise.resolve(true);
+    // The cap spaces batches from when they are cut (the next window is set from this at once).
+    this.lastCommitAt = performance.now();
     const before = this.running > 0 ? this.committing : Promise.resolve(true);
     this.running++;
     this.committing = before.then(() => this.commit(batch)).finally(() => { this.running--; });
@@ -209,7 +211,6 @@ export class PostgresBackend implements Backend {
    * failed on its own (a constraint) was told too, and does not make the batch fail. */
   private async commit(batch: Pending[]): Promise<boolean> {
     const t0 = performance.now();
-    this.lastCommitAt = t0;
     try {
       const results = await this.transaction(batch);
       this.opts.onCommit?.(batch.length, (performance.now() - t0) / 1000);
