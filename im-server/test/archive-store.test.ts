@@ -3,39 +3,12 @@
 // and in what order, paging, what expiry and account removal delete, preferences, and what a
 // persistent room keeps across a restart (affiliations, subject, the last N messages).
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ArchiveStore, MIGRATIONS as MAM_MIGRATIONS, type Tables as MamTables } from '../src/modules/mam/store.js';
 import { MIGRATIONS as MUC_MIGRATIONS, MucStore, type Tables as MucTables } from '../src/modules/muc/store.js';
-import { PostgresBackend } from '../src/storage/postgres.js';
-import { SqliteBackend } from '../src/storage/sqlite-backend.js';
-import { SqliteStorage } from '../src/storage/sqlite.js';
 import type { Backend } from '../src/storage/store.js';
-import { startPostgres, type PostgresServer } from './postgres-server.js';
+import { backends } from './backends.js';
 
-let server: PostgresServer | undefined;
-const dirs: string[] = [];
-test.before(async () => { server = await startPostgres(); });
-test.after.always(async () => {
-  await server?.destroy();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-type Kind = 'sqlite' | 'postgres';
-interface Made { backend: Backend; reopen(): Promise<Backend> }
-
-async function make(kind: Kind): Promise<Made> {
-  if (kind === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'pi-im-archive-store-'));
-    dirs.push(dir);
-    const open = (): Backend => new SqliteBackend(new SqliteStorage({ path: join(dir, 'db.sqlite'), commitWindowMs: 2, maxBatch: 1000, synchronous: 'full' }));
-    return { backend: open(), reopen: async () => open() };
-  }
-  const url = await server!.database();
-  const open = async (): Promise<Backend> => { const b = new PostgresBackend({ url, commitWindowMs: 2, maxBatch: 1000 }); await b.ready(); return b; };
-  return { backend: await open(), reopen: open };
-}
+const { make } = backends(test);
 
 const archive = async (b: Backend): Promise<ArchiveStore> => ArchiveStore.open(await b.open<MamTables>('mam', MAM_MIGRATIONS), (what, err) => { throw new Error(`${what}: ${String(err)}`); });
 const rooms = async (b: Backend): Promise<MucStore> => new MucStore(await b.open<MucTables>('muc', MUC_MIGRATIONS), (what, err) => { throw new Error(`${what}: ${String(err)}`); });

@@ -4,47 +4,14 @@
 // and on SQLite, that the data of an existing data dir is kept by the new migrations.
 import test from 'ava';
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { BlockStore } from '../src/modules/blocking.js';
 import { PRIVATE_MIGRATIONS, PrivateStore } from '../src/modules/private.js';
 import { SlotState, UploadStore } from '../src/modules/upload/store.js';
 import { VcardStore } from '../src/modules/vcard.js';
-import { PostgresBackend } from '../src/storage/postgres.js';
 import { SqliteBackend } from '../src/storage/sqlite-backend.js';
-import { SqliteStorage } from '../src/storage/sqlite.js';
-import type { Backend } from '../src/storage/store.js';
-import { startPostgres, type PostgresServer } from './postgres-server.js';
+import { backends } from './backends.js';
 
-let server: PostgresServer | undefined;
-const dirs: string[] = [];
-test.before(async () => { server = await startPostgres(); });
-test.after.always(async () => {
-  await server?.destroy();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-type Kind = 'sqlite' | 'postgres';
-
-function sqlitePath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pi-im-modstore-'));
-  dirs.push(dir);
-  return join(dir, 'pi-im.sqlite');
-}
-const sqliteStorage = (path: string): SqliteStorage => new SqliteStorage({ path, commitWindowMs: 2, maxBatch: 1000, synchronous: 'full' });
-
-/** A fresh, empty database on the backend; reopen() opens the same database again. */
-async function make(kind: Kind): Promise<{ backend: Backend; reopen(): Promise<Backend> }> {
-  if (kind === 'sqlite') {
-    const path = sqlitePath();
-    const open = async (): Promise<Backend> => new SqliteBackend(sqliteStorage(path));
-    return { backend: await open(), reopen: open };
-  }
-  const url = await server!.database();
-  const open = async (): Promise<Backend> => { const b = new PostgresBackend({ url, commitWindowMs: 2, maxBatch: 1000 }); await b.ready(); return b; };
-  return { backend: await open(), reopen: open };
-}
+const { make, sqlitePath, sqliteStorage } = backends(test);
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   test.serial(`${kind}: block list: added once, listed sorted per user, removed, cleared, kept across a restart`, async (t) => {

@@ -3,45 +3,12 @@
 // trimming to a node's limit, republishing an id, retract/purge/delete, per-owner node counts,
 // the caps cache, an account's removal; and on SQLite, that an existing data dir's rows are kept.
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DEFAULT_CONFIG, type NodeConfig } from '../src/modules/pep/config.js';
 import { PEP_MIGRATIONS, PepStore } from '../src/modules/pep/store.js';
-import { PostgresBackend } from '../src/storage/postgres.js';
 import { SqliteBackend } from '../src/storage/sqlite-backend.js';
-import { SqliteStorage } from '../src/storage/sqlite.js';
-import type { Backend } from '../src/storage/store.js';
-import { startPostgres, type PostgresServer } from './postgres-server.js';
+import { backends } from './backends.js';
 
-let server: PostgresServer | undefined;
-const dirs: string[] = [];
-test.before(async () => { server = await startPostgres(); });
-test.after.always(async () => {
-  await server?.destroy();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-type Kind = 'sqlite' | 'postgres';
-
-function sqlitePath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pi-im-pepstore-'));
-  dirs.push(dir);
-  return join(dir, 'pi-im.sqlite');
-}
-const sqliteStorage = (path: string): SqliteStorage => new SqliteStorage({ path, commitWindowMs: 2, maxBatch: 1000, synchronous: 'full' });
-
-/** A fresh, empty database on the backend; reopen() opens the same database again. */
-async function make(kind: Kind): Promise<{ backend: Backend; reopen(): Promise<Backend> }> {
-  if (kind === 'sqlite') {
-    const path = sqlitePath();
-    const open = async (): Promise<Backend> => new SqliteBackend(sqliteStorage(path));
-    return { backend: await open(), reopen: open };
-  }
-  const url = await server!.database();
-  const open = async (): Promise<Backend> => { const b = new PostgresBackend({ url, commitWindowMs: 2, maxBatch: 1000 }); await b.ready(); return b; };
-  return { backend: await open(), reopen: open };
-}
+const { make, sqlitePath, sqliteStorage } = backends(test);
 
 const cfg = (over: Partial<NodeConfig>): NodeConfig => ({ ...DEFAULT_CONFIG, rosterGroups: [], ...over });
 const ids = (items: { id: string }[]): string[] => items.map((i) => i.id);

@@ -4,38 +4,13 @@
 // whose tables the core created keeps its rows.
 import test from 'ava';
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { openOfflineStore } from '../src/modules/offline-store.js';
 import { openRosterStore } from '../src/modules/roster-store.js';
-import { PostgresBackend } from '../src/storage/postgres.js';
 import { SqliteBackend } from '../src/storage/sqlite-backend.js';
 import { SqliteStorage } from '../src/storage/sqlite.js';
-import type { Backend } from '../src/storage/store.js';
-import { startPostgres, type PostgresServer } from './postgres-server.js';
+import { backends } from './backends.js';
 
-let server: PostgresServer | undefined;
-const dirs: string[] = [];
-test.before(async () => { server = await startPostgres(); });
-test.after.always(async () => {
-  await server?.destroy();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-type Kind = 'sqlite' | 'postgres';
-/** A backend, and a second one on the same database (another node; SQLite: the same file, reopened). */
-async function make(kind: Kind): Promise<{ backend: Backend; other(): Promise<Backend> }> {
-  if (kind === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'pi-im-roster-'));
-    dirs.push(dir);
-    const open = (): Backend => new SqliteBackend(new SqliteStorage({ path: join(dir, 'db.sqlite'), commitWindowMs: 2, maxBatch: 1000, synchronous: 'full' }));
-    return { backend: open(), other: async () => open() };
-  }
-  const url = await server!.database();
-  const open = async (): Promise<Backend> => { const b = new PostgresBackend({ url, commitWindowMs: 2, maxBatch: 1000 }); await b.ready(); return b; };
-  return { backend: await open(), other: open };
-}
+const { make, sqlitePath } = backends(test);
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   test.serial(`${kind}: roster items are stored, listed by contact, changed and removed; each change a new version`, async (t) => {
@@ -66,7 +41,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     const a = await openRosterStore(m.backend);
     t.is(await a.setItem('ann', { contact: 'b@x', subscription: 'none', ask: false, groups: [] }), 1);
     if (kind === 'sqlite') await m.backend.close(); // one process per SQLite file: the second node is the restarted one
-    const second = await m.other();
+    const second = await m.reopen();
     const b = await openRosterStore(second);
     const versions = await Promise.all([
       b.setItem('ann', { contact: 'c@x', subscription: 'none', ask: false, groups: [] }),
@@ -147,7 +122,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     t.deepEqual(await o.usage('bob'), { count: 0, bytes: 0 });
     t.is(await o.fillSizes(), 0, 'nothing to fill in: sizes are stored with the messages');
     await m.backend.close();
-    const again = await m.other();
+    const again = await m.reopen();
     const o2 = await openOfflineStore(again);
     t.deepEqual((await o2.list('cat')).map((r) => r.stanza), ['<message>other</message>'], 'durable');
     await again.close();
@@ -155,9 +130,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 }
 
 test.serial('sqlite: an old data dir (tables created by the core) keeps its rosters, requests and offline messages, sizes filled in', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'pi-im-roster-'));
-  dirs.push(dir);
-  const path = join(dir, 'db.sqlite');
+  const path = sqlitePath();
   // The core created these tables (and the module's v1) before: rows as an old server left them.
   const first = new SqliteStorage({ path, commitWindowMs: 2, maxBatch: 1000, synchronous: 'full' });
   first.moduleStore('roster', ['CREATE TABLE roster_approved (username TEXT NOT NULL, contact TEXT NOT NULL, PRIMARY KEY (username, contact));']);

@@ -2,14 +2,8 @@
 // (started here from Debian's binaries). What a module may rely on: migrations, read-after-write,
 // group commit, isolation of a failing write, value types, durability, refusal of a newer schema.
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PostgresBackend } from '../src/storage/postgres.js';
-import { SqliteBackend } from '../src/storage/sqlite-backend.js';
-import { SqliteStorage } from '../src/storage/sqlite.js';
-import type { Backend } from '../src/storage/store.js';
-import { startPostgres, type PostgresServer } from './postgres-server.js';
+import { backends, type Kind, type Made } from './backends.js';
 
 interface Tables {
   notes: { id: number | undefined; owner: string; body: string; stamp: number };
@@ -21,30 +15,8 @@ const MIGRATIONS = [
   'CREATE TABLE blobs (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID',
 ];
 
-let server: PostgresServer | undefined;
-const dirs: string[] = [];
-test.before(async () => { server = await startPostgres(); });
-test.after.always(async () => {
-  await server?.destroy();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-type Kind = 'sqlite' | 'postgres';
-interface Made { backend: Backend; commits: number[]; reopen(): Promise<Backend> }
-
-async function make(kind: Kind, window = 5): Promise<Made> {
-  const commits: number[] = [];
-  const onCommit = (n: number): void => { commits.push(n); };
-  if (kind === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'pi-im-store-'));
-    dirs.push(dir);
-    const open = (): Backend => new SqliteBackend(new SqliteStorage({ path: join(dir, 'db.sqlite'), commitWindowMs: window, maxBatch: 1000, synchronous: 'full', onCommit }));
-    return { backend: open(), commits, reopen: async () => open() };
-  }
-  const url = await server!.database();
-  const open = async (): Promise<Backend> => { const b = new PostgresBackend({ url, commitWindowMs: window, maxBatch: 1000, onCommit }); await b.ready(); return b; };
-  return { backend: await open(), commits, reopen: open };
-}
+const shared = backends(test);
+const make = (kind: Kind, window = 5): Promise<Made> => shared.make(kind, { commitWindowMs: window });
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   test.serial(`${kind}: a write is read back at once, ids grow, values keep their types`, async (t) => {
@@ -112,28 +84,28 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 }
 
 test.serial('postgres: an acknowledged write survives kill -9 of the database', async (t) => {
-  const url = await server!.database();
+  const url = await shared.postgres().database();
   const b = new PostgresBackend({ url, commitWindowMs: 5, maxBatch: 1000 });
   await b.ready();
   const db = await b.open<Tables>('notes', MIGRATIONS);
   await Promise.all(Array.from({ length: 50 }, (_, i) => db.write(db.q.insertInto('notes').values({ id: undefined, owner: 'k', body: String(i), stamp: i }))));
-  await server!.kill();
-  await server!.start();
+  await shared.postgres().kill();
+  await shared.postgres().start();
   const rows = await db.read(db.q.selectFrom('notes').select('body').where('owner', '=', 'k'));
   t.is(rows.length, 50);
   await b.close();
 });
 
 test.serial('postgres: while the database is down, problem() says so and writes fail; it recovers on its own', async (t) => {
-  const url = await server!.database();
+  const url = await shared.postgres().database();
   const b = new PostgresBackend({ url, commitWindowMs: 5, maxBatch: 1000 });
   await b.ready();
   const db = await b.open<Tables>('notes', MIGRATIONS);
   t.is(b.problem(), null);
-  await server!.stop();
+  await shared.postgres().stop();
   await t.throwsAsync(db.write(db.q.insertInto('notes').values({ id: undefined, owner: 'd', body: 'x', stamp: 1 })));
   t.regex(b.problem() ?? '', /PostgreSQL unreachable/);
-  await server!.start();
+  await shared.postgres().start();
   const until = Date.now() + 15_000;
   while (b.problem() !== null && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
   t.is(b.problem(), null, 'the node notices by itself that the database is back');
